@@ -1,0 +1,65 @@
+"""Column roles shared by the encoder and the estimators."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+SCHEMA_ATTR = "sklattn_schema"
+
+
+@dataclass
+class Schema:
+    """Roles of encoded columns.
+
+    Parameters
+    ----------
+    sequences : dict
+        Sequence name -> (ordered column names, vocabulary name). Columns run
+        from the oldest to the most recent event; id 0 is padding.
+    categorical : dict
+        Categorical column -> vocabulary name. A sequence's candidate column
+        uses the vocabulary named after itself.
+    numeric : list of str
+        Float columns.
+    vocabulary_sizes : dict
+        Vocabulary name -> number of ids (padding and out-of-vocabulary ids
+        included).
+    """
+
+    sequences: dict[str, tuple[list[str], str]] = field(default_factory=dict)
+    categorical: dict[str, str] = field(default_factory=dict)
+    numeric: list[str] = field(default_factory=list)
+    vocabulary_sizes: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def int_columns(self) -> list[str]:
+        cols = [c for seq_cols, _ in self.sequences.values() for c in seq_cols]
+        return cols + list(self.categorical)
+
+    @property
+    def columns(self) -> list[str]:
+        return self.int_columns + list(self.numeric)
+
+    @property
+    def candidate_columns(self) -> list[str]:
+        """Categorical columns that serve as the candidate of some sequence."""
+        vocabs = {vocab for _, vocab in self.sequences.values()}
+        return [c for c, v in self.categorical.items() if v in vocabs and c == v]
+
+    def to_dict(self) -> dict:
+        return {
+            "sequences": {k: {"columns": list(c), "vocabulary": v}
+                          for k, (c, v) in self.sequences.items()},
+            "categorical": dict(self.categorical),
+            "numeric": list(self.numeric),
+            "vocabulary_sizes": dict(self.vocabulary_sizes),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Schema:
+        return cls(
+            sequences={k: (list(v["columns"]), v["vocabulary"]) for k, v in d["sequences"].items()},
+            categorical=dict(d["categorical"]),
+            numeric=list(d["numeric"]),
+            vocabulary_sizes=dict(d["vocabulary_sizes"]),
+        )

@@ -1,0 +1,161 @@
+"""Synthetic behaviour logs whose click probabilities are known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.utils import check_random_state
+
+
+def make_interest_sequences(
+    n_samples: int = 10000,
+    *,
+    n_users: int | None = None,
+    n_items: int = 500,
+    n_categories: int = 20,
+    maxlen: int = 20,
+    min_length: int = 1,
+    n_interests: int = 2,
+    noise: float = 0.2,
+    recency_decay: float = 1.0,
+    strength: float = 6.0,
+    item_bias_scale: float = 0.5,
+    return_proba: bool = False,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Click logs where a click depends on how the candidate relates to recent history.
+
+    Each item belongs to one of ``n_categories`` categories; each user has
+    ``n_interests`` favourite categories and a history of up to ``maxlen``
+    items drawn mostly from them. A row shows the user a candidate item (half
+    of the time from one of the user's interests) and the click probability is
+
+    ``p = sigmoid(-3 + strength * r + b_item + 0.3 * user_activity)``
+
+    where ``r`` is the share of the history in the candidate's category,
+    each behaviour weighted by ``recency_decay ** age`` (age 0 = most
+    recent), and ``b_item`` a per-item bias. Since ``p`` is returned, the
+    optimal AUC of any model is ``roc_auc_score(y, p)``.
+
+    Parameters
+    ----------
+    n_samples : int, default=10000
+        Number of rows.
+    n_users : int, default=None
+        Number of distinct users (each with fixed interests); defaults to
+        ``max(1, n_samples // 10)``.
+    n_items : int, default=500
+        Catalogue size.
+    n_categories : int, default=20
+        Number of item categories.
+    maxlen : int, default=20
+        Longest history; shorter ones are padded at the oldest end.
+    min_length : int, default=1
+        Shortest history.
+    n_interests : int, default=2
+        Favourite categories per user.
+    noise : float, default=0.2
+        Share of history items drawn from the whole catalogue.
+    recency_decay : float, default=1.0
+        Weight of a behaviour ``a`` steps before the most recent one is
+        ``recency_decay ** a``; below 1, recent behaviour matters more.
+    strength : float, default=6.0
+        Effect of the history match on the logit.
+    item_bias_scale : float, default=0.5
+        Standard deviation of the per-item bias.
+    return_proba : bool, default=False
+        Also return the true click probabilities.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : pandas.DataFrame
+        Columns ``user``, ``item``, ``cat``, ``hist_item_1..maxlen``,
+        ``hist_cat_1..maxlen`` (``_{maxlen}`` = most recent; missing = <NA>)
+        and ``user_activity`` (float).
+    y : ndarray of shape (n_samples,)
+        Clicks (0/1).
+    proba : ndarray of shape (n_samples,)
+        True click probabilities, if ``return_proba``.
+
+    Examples
+    --------
+    >>> from sklearn.metrics import roc_auc_score
+    >>> from sklattn.datasets import make_interest_sequences
+    >>> X, y, p = make_interest_sequences(1000, return_proba=True, random_state=0)
+    >>> X.shape
+    (1000, 44)
+    >>> bool(roc_auc_score(y, p) > 0.8)
+    True
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    if not 1 <= min_length <= maxlen:
+        raise ValueError(f"Need 1 <= min_length <= maxlen; got {min_length} and {maxlen}.")
+    if not 1 <= n_interests <= n_categories:
+        raise ValueError("n_interests must be between 1 and n_categories.")
+    if n_items < n_categories:
+        raise ValueError("n_items must be at least n_categories.")
+    rng = check_random_state(random_state)
+    n_users = max(1, n_samples // 10) if n_users is None else int(n_users)
+
+    item_cat = rng.permutation(np.arange(n_items) % n_categories)
+    members = [np.flatnonzero(item_cat == c) for c in range(n_categories)]
+    sizes = np.array([len(m) for m in members])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    by_cat = np.concatenate(members)
+    item_bias = rng.normal(0.0, item_bias_scale, n_items)
+
+    def draw_from(cats: np.ndarray) -> np.ndarray:
+        pick = (rng.random_sample(cats.shape) * sizes[cats]).astype(int)
+        return by_cat[offsets[cats] + pick]
+
+    interests = np.array(
+        [rng.choice(n_categories, n_interests, replace=False) for _ in range(n_users)]
+    )
+    user = rng.randint(n_users, size=n_samples)
+    lengths = rng.randint(min_length, maxlen + 1, size=n_samples)
+
+    hist_cats = interests[user[:, None], rng.randint(n_interests, size=(n_samples, maxlen))]
+    hist = draw_from(hist_cats)
+    random_items = rng.randint(n_items, size=(n_samples, maxlen))
+    noisy = rng.random_sample((n_samples, maxlen)) < noise
+    hist = np.where(noisy, random_items, hist)
+    valid = np.arange(maxlen)[None, :] >= (maxlen - lengths)[:, None]
+
+    from_interest = rng.random_sample(n_samples) < 0.5
+    cand_cat = np.where(
+        from_interest,
+        interests[user, rng.randint(n_interests, size=n_samples)],
+        rng.randint(n_categories, size=n_samples),
+    )
+    cand = draw_from(cand_cat)
+    cand_cat = item_cat[cand]
+
+    age = maxlen - 1 - np.arange(maxlen)
+    w = np.where(valid, float(recency_decay) ** age[None, :], 0.0)
+    match = (item_cat[hist] == cand_cat[:, None]) & valid
+    r = (w * match).sum(1) / w.sum(1)
+    activity = rng.normal(size=n_samples)
+    logit = -3.0 + strength * r + item_bias[cand] + 0.3 * activity
+    proba = 1.0 / (1.0 + np.exp(-logit))
+    y = (rng.random_sample(n_samples) < proba).astype(np.int64)
+
+    def cat_name(c):
+        return np.char.add("c", np.char.zfill(c.astype(str), 2))
+
+    data = {"user": user + 1, "item": cand + 1, "cat": cat_name(cand_cat)}
+    hist_names = np.where(valid, cat_name(item_cat[hist]), None).astype(object)
+    for t in range(maxlen):
+        data[f"hist_item_{t + 1}"] = pd.array(
+            np.where(valid[:, t], hist[:, t] + 1, 0), dtype="Int64"
+        )
+        data[f"hist_item_{t + 1}"][~valid[:, t]] = pd.NA
+    for t in range(maxlen):
+        data[f"hist_cat_{t + 1}"] = hist_names[:, t]
+    data["user_activity"] = activity
+    X = pd.DataFrame(data)
+    if return_proba:
+        return X, y, proba
+    return X, y

@@ -1,0 +1,101 @@
+"""Attention units over behaviour sequences."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .._backend import keras
+from .core import MLP
+
+ops = keras.ops
+
+
+def masked_softmax(scores, mask):
+    """Softmax over the last axis that gives masked positions exactly zero.
+
+    A row without any valid position gets all-zero weights (never NaN).
+    """
+    mask = ops.cast(mask, scores.dtype)
+    scores = ops.where(mask > 0, scores, ops.full_like(scores, -1e9))
+    weights = ops.softmax(scores, axis=-1) * mask
+    return weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
+
+
+@keras.saving.register_keras_serializable(package="sklattn")
+class ActivationUnit(keras.layers.Layer):
+    """DIN's local activation unit (Zhou et al., 2018, Fig. 2).
+
+    Each behaviour ``h_t`` is scored against the candidate ``q`` by an MLP on
+    ``[h_t, q, h_t - q, h_t * q]``; the user interest is
+    ``sum_t w_t h_t``. Padded positions get weight 0 and never change the
+    output. By default the weights are the raw scores, not normalised, so the
+    pooled vector keeps the intensity of the interest (as in the paper);
+    ``normalize=True`` applies a softmax over the valid positions.
+
+    ``call(query, keys, valid)``: query ``(batch, dim)``, keys
+    ``(batch, steps, dim)``, valid ``(batch, steps)`` (True = real event).
+    Returns ``(pooled, weights)`` of shapes ``(batch, dim)`` and
+    ``(batch, steps)``.
+
+    Parameters
+    ----------
+    attention_units : sequence of int, default=(80, 40)
+        Hidden layers of the scoring MLP.
+    activation : str, default="dice"
+        Activation of the scoring MLP.
+    normalize : bool, default=False
+        Softmax-normalise the weights over valid positions.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklattn.layers import ActivationUnit
+    >>> q = np.ones((2, 4), "float32"); k = np.ones((2, 3, 4), "float32")
+    >>> pooled, w = ActivationUnit((8,))(q, k, np.ones((2, 3), bool))
+    >>> tuple(pooled.shape), tuple(w.shape)
+    ((2, 4), (2, 3))
+    """
+
+    def __init__(
+        self,
+        attention_units: Sequence[int] = (80, 40),
+        activation: str = "dice",
+        normalize: bool = False,
+        **kwargs,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.attention_units = [int(u) for u in attention_units]
+        self.activation = activation
+        self.normalize = bool(normalize)
+        self.mlp = MLP(self.attention_units, activation=activation)
+        self.score = keras.layers.Dense(1)
+
+    def build(self, query_shape, keys_shape=None, valid_shape=None) -> None:
+        dim = query_shape[-1]
+        self.mlp.build((None, None, 4 * dim))
+        width = self.attention_units[-1] if self.attention_units else 4 * dim
+        self.score.build((None, None, width))
+
+    def call(self, query, keys, valid, training=None):
+        steps = ops.shape(keys)[1]
+        q = ops.repeat(ops.expand_dims(query, 1), steps, axis=1)
+        features = ops.concatenate([keys, q, keys - q, keys * q], axis=-1)
+        hidden = self.mlp(features, training=training, valid=valid)
+        scores = ops.squeeze(self.score(hidden), -1)
+        if self.normalize:
+            weights = masked_softmax(scores, valid)
+        else:
+            weights = ops.where(valid, scores, ops.zeros_like(scores))
+        pooled = ops.sum(ops.expand_dims(weights, -1) * keys, axis=1)
+        return pooled, weights
+
+    def compute_output_shape(self, query_shape, keys_shape=None, valid_shape=None):
+        return (tuple(query_shape), tuple(keys_shape[:2]))
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "attention_units": self.attention_units,
+            "activation": self.activation,
+            "normalize": self.normalize,
+        }

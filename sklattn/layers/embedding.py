@@ -1,0 +1,80 @@
+"""Embedding tables."""
+
+from __future__ import annotations
+
+from .._backend import keras
+
+ops = keras.ops
+
+
+@keras.saving.register_keras_serializable(package="sklattn")
+class Embedding(keras.layers.Layer):
+    """Embedding table with optional mini-batch aware L2 regularisation.
+
+    The penalty of Zhou et al. (2018, eq. 4) is added in training only:
+    ``l2 * sum_j [j in batch] * ||w_j||^2 / n_j``, the sum running over the
+    distinct ids ``j`` present in the batch (padding id 0 excluded) and
+    ``n_j`` being id ``j``'s count in the training data (stored in the
+    non-trainable ``frequency`` weight, set with :meth:`set_frequencies`).
+    Rows of ids absent from the batch are neither penalised nor updated.
+
+    Parameters
+    ----------
+    input_dim : int
+        Vocabulary size.
+    output_dim : int
+        Embedding size.
+    l2 : float, default=0.0
+        Strength of the mini-batch aware penalty; 0 disables it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklattn.layers import Embedding
+    >>> Embedding(10, 4)(np.array([[1, 2, 0]])).shape
+    (1, 3, 4)
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, l2: float = 0.0, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.input_dim = int(input_dim)
+        self.output_dim = int(output_dim)
+        self.l2 = float(l2)
+
+    def build(self, input_shape=None) -> None:
+        self.embeddings = self.add_weight(
+            shape=(self.input_dim, self.output_dim),
+            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+            name="embeddings",
+        )
+        if self.l2:
+            self.frequency = self.add_weight(
+                shape=(self.input_dim,), initializer="ones", trainable=False, name="frequency"
+            )
+
+    def set_frequencies(self, counts) -> None:
+        """Store each id's training count ``n_j`` (values below 1 count as 1)."""
+        if self.l2:
+            self.frequency.assign(ops.maximum(ops.cast(counts, "float32"), 1.0))
+
+    def call(self, ids, training=None):
+        ids = ops.cast(ids, "int32")
+        if training and self.l2:
+            flat = ops.reshape(ids, (-1,))
+            counts = ops.segment_sum(ops.ones_like(flat, dtype="float32"), flat, self.input_dim)
+            present = ops.cast(counts > 0, "float32")
+            present = ops.concatenate([ops.zeros((1,)), present[1:]])
+            norms = ops.sum(ops.square(self.embeddings), axis=-1)
+            self.add_loss(self.l2 * ops.sum(present * norms / self.frequency))
+        return ops.take(self.embeddings, ids, axis=0)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape) + (self.output_dim,)
+
+    def get_config(self) -> dict:
+        return {
+            **super().get_config(),
+            "input_dim": self.input_dim,
+            "output_dim": self.output_dim,
+            "l2": self.l2,
+        }

@@ -1,0 +1,5 @@
+"""sklattn's estimators, one module per model."""
+
+from .din import DINClassifier, SumPoolingClassifier
+
+__all__ = ["DINClassifier", "SumPoolingClassifier"]

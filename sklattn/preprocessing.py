@@ -1,0 +1,611 @@
+"""Turn wide or list-valued behaviour logs into padded integer id arrays."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from numbers import Integral
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
+
+from ._schema import SCHEMA_ATTR, Schema
+
+__all__ = ["SequenceEncoder", "find_sequence_columns", "PAD_ID", "OOV_ID"]
+
+PAD_ID = 0
+"""Id of padding and of missing values."""
+OOV_ID = 1
+"""Id of values not seen (or rarer than ``min_frequency``) when the encoder was fitted."""
+
+
+def find_sequence_columns(columns: Sequence[str], prefix: str) -> list[str]:
+    """Columns that hold one behaviour sequence, in numeric order.
+
+    A sequence is stored either as numbered columns ``prefix1, prefix2, ...`` or
+    ``prefix_1, prefix_2, ...`` (the number may be zero-padded) or as one
+    list-valued column named ``prefix``.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Column names to search.
+    prefix : str
+        The sequence name.
+
+    Returns
+    -------
+    list of str
+        ``[prefix]`` for a list-valued column, otherwise the numbered columns
+        sorted by their number. Empty when nothing matches.
+
+    Examples
+    --------
+    >>> find_sequence_columns(["hist_2", "hist_10", "hist_1", "item"], "hist")
+    ['hist_1', 'hist_2', 'hist_10']
+    """
+    columns = [str(c) for c in columns]
+    if prefix in columns:
+        return [prefix]
+    pattern = re.compile(rf"^{re.escape(prefix)}_?(\d+)$")
+    found = [(int(m.group(1)), c) for c in columns if (m := pattern.match(c))]
+    return [c for _, c in sorted(found)]
+
+
+def _as_keys(frame: pd.DataFrame | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """Values as hashable keys plus a missing mask; integral floats become ints.
+
+    Missing means NaN, None, pd.NA or the empty string.
+    """
+    if isinstance(frame, pd.Series):
+        frame = frame.to_frame()
+    dtypes = list(frame.dtypes)
+    if dtypes and all(isinstance(d, np.dtype) and d.kind in "iub" for d in dtypes):
+        values = frame.to_numpy()
+        return values, np.zeros(values.shape, dtype=bool)
+    if dtypes and all(pd.api.types.is_numeric_dtype(d) for d in dtypes):
+        values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+        missing = np.isnan(values)
+        finite = values[~missing]
+        if np.all(finite == np.round(finite)) and np.all(np.abs(finite) < 2**53):
+            values = np.where(missing, 0, values).astype(np.int64)
+        return values, missing
+    values = frame.to_numpy(dtype=object)
+    missing = np.asarray(pd.isna(values), dtype=bool)
+    if missing.any():
+        values = values.copy()
+        values[missing] = None
+    missing |= values == ""
+    return values, missing
+
+
+def _sequence_matrix(X: pd.DataFrame, columns: list[str], list_valued: bool) -> pd.DataFrame:
+    """The sequence as a rectangular frame, first column = first listed event."""
+    if not list_valued:
+        return X[columns]
+    lists = X[columns[0]]
+    width = 0
+    rows = []
+    for i, value in enumerate(lists.to_numpy()):
+        if value is None or (isinstance(value, float) and np.isnan(value)):
+            value = []
+        elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
+            raise ValueError(
+                f"Column {columns[0]!r} must hold list-like sequences; row {i} holds "
+                f"{type(value).__name__}."
+            )
+        rows.append(list(value))
+        width = max(width, len(rows[-1]))
+    # Right-pad ragged lists with None so that element k stays event k.
+    data = [r + [None] * (width - len(r)) for r in rows]
+    return pd.DataFrame(data, index=X.index, columns=range(width), dtype=object)
+
+
+class SequenceEncoder(TransformerMixin, BaseEstimator):
+    """Encode behaviour sequences and categorical columns as padded integer ids.
+
+    The encoder turns a pandas DataFrame of raw click or rating logs into the
+    integer and float columns that sklattn's models consume, and records the
+    role of every output column (sequence, candidate, categorical, numeric) and
+    every vocabulary size in the output's ``attrs``, so that a model placed
+    after it in a :class:`~sklearn.pipeline.Pipeline` needs no schema of its own.
+
+    Conventions (see ``docs/encoder.md``):
+
+    * id ``0`` is padding and missing values (NaN, None, ``""``), id ``1`` is
+      an out-of-vocabulary value (unseen at fit time or rarer than
+      ``min_frequency``); known values get ids ``2, 3, ...`` by decreasing
+      frequency.
+    * A sequence shares its vocabulary with its candidate column: in
+      ``sequences={"userRatedMovie": "movieId"}`` movie 349 has the same id in
+      ``userRatedMovie1..5`` and in ``movieId``.
+    * Every output sequence is left-padded and ordered oldest to newest:
+      column ``{name}_{maxlen}`` holds the most recent event.
+
+    Parameters
+    ----------
+    sequences : dict of str to str, default=None
+        Sequence name -> the candidate column whose vocabulary it shares, e.g.
+        ``{"userRatedMovie": "movieId"}`` or
+        ``{"hist_item": "item", "hist_cat": "item_cat"}``. A sequence is read
+        from numbered columns (``userRatedMovie1..5``, ``hist_item_1..30``,
+        ordered by their number) or from one list-valued column with that name.
+    categorical : list of str, default=None
+        Numeric columns to ordinal-encode as ids, e.g. integer user ids.
+        Non-numeric columns (strings, categories, booleans stored as objects)
+        and the candidate columns named in ``sequences`` are always encoded.
+    numeric : list of str, default=None
+        Columns passed through as floats. ``None`` takes every remaining
+        numeric column; with a list, numeric columns not named anywhere raise
+        an error (name them in ``drop``).
+    drop : list of str, default=None
+        Columns to ignore (e.g. the label or a timestamp); they may be present
+        or absent at transform time.
+    most_recent : {"last", "first"}, default="last"
+        Which end of a sequence is the most recent event in the input: the
+        highest-numbered column (or last list element) for ``"last"``, the
+        lowest-numbered one for ``"first"`` (as in ``userRatedMovie1`` being
+        the latest rating).
+    maxlen : int, default=None
+        Keep at most this many of the most recent events; ``None`` keeps the
+        input's width.
+    min_frequency : int, default=1
+        Values seen fewer times than this at fit time map to the
+        out-of-vocabulary id.
+    numeric_nan : {"mean", "zero", "error"}, default="mean"
+        What a NaN in a numeric column becomes: the column's training mean
+        (0 after scaling), 0, or a ValueError naming the column.
+    scale_numeric : bool, default=True
+        Standardise numeric columns with the training mean and standard
+        deviation.
+
+    Attributes
+    ----------
+    schema_ : Schema
+        Roles of the output columns and vocabulary sizes.
+    vocabularies_ : dict of str to ndarray
+        Known values of each vocabulary; value ``vocabularies_[v][k]`` has id
+        ``k + 2``.
+    sequence_columns_in_ : dict of str to list of str
+        The input columns each sequence was read from.
+    feature_names_in_ : ndarray of str
+        Input column names seen in ``fit``.
+    n_features_in_ : int
+        Number of input columns seen in ``fit``.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklattn import SequenceEncoder
+    >>> X = pd.DataFrame({
+    ...     "movieId": [10, 20, 30],
+    ...     "userRatedMovie1": [20, 10, 10],
+    ...     "userRatedMovie2": [30, None, 20],
+    ...     "userAvgRating": [3.5, 4.0, 2.0],
+    ... })
+    >>> enc = SequenceEncoder(sequences={"userRatedMovie": "movieId"}, most_recent="first")
+    >>> enc.fit_transform(X)[["userRatedMovie_1", "userRatedMovie_2", "movieId"]]
+       userRatedMovie_1  userRatedMovie_2  movieId
+    0                 4                 3        2
+    1                 0                 2        3
+    2                 3                 2        4
+    """
+
+    _parameter_constraints: dict = {
+        "sequences": [dict, None],
+        "categorical": ["array-like", None],
+        "numeric": ["array-like", None],
+        "drop": ["array-like", None],
+        "most_recent": [StrOptions({"last", "first"})],
+        "maxlen": [Interval(Integral, 1, None, closed="left"), None],
+        "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "numeric_nan": [StrOptions({"mean", "zero", "error"})],
+        "scale_numeric": ["boolean"],
+    }
+
+    def __init__(
+        self,
+        sequences: Mapping[str, str] | None = None,
+        *,
+        categorical: Sequence[str] | None = None,
+        numeric: Sequence[str] | None = None,
+        drop: Sequence[str] | None = None,
+        most_recent: str = "last",
+        maxlen: int | None = None,
+        min_frequency: int = 1,
+        numeric_nan: str = "mean",
+        scale_numeric: bool = True,
+    ) -> None:
+        self.sequences = sequences
+        self.categorical = categorical
+        self.numeric = numeric
+        self.drop = drop
+        self.most_recent = most_recent
+        self.maxlen = maxlen
+        self.min_frequency = min_frequency
+        self.numeric_nan = numeric_nan
+        self.scale_numeric = scale_numeric
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X: pd.DataFrame, y: object = None) -> SequenceEncoder:
+        """Learn vocabularies, sequence layouts and numeric statistics.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Raw rows, one column per feature.
+        y : ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self : SequenceEncoder
+            The fitted encoder.
+        """
+        self._validate_params()
+        X = self._check_frame(X)
+        if len(X) == 0:
+            raise ValueError("SequenceEncoder needs at least one row to fit; got an empty X.")
+        self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = len(self.feature_names_in_)
+        columns = list(X.columns)
+        drop = set(self.drop or ())
+
+        sequences = dict(self.sequences or {})
+        self.sequence_columns_in_ = {}
+        self._list_valued = {}
+        for name in sequences:
+            cols = find_sequence_columns(columns, name)
+            if not cols:
+                raise ValueError(
+                    f"No columns found for sequence {name!r}: expected a list-valued column "
+                    f"{name!r} or numbered columns like {name}1, {name}_1, ..."
+                )
+            self.sequence_columns_in_[name] = cols
+            self._list_valued[name] = cols == [name] and X[name].dtype == object
+        used = {c for cols in self.sequence_columns_in_.values() for c in cols}
+
+        candidates = [c for c in dict.fromkeys(sequences.values())]
+        categorical = list(self.categorical) if self.categorical is not None else None
+        numeric = list(self.numeric) if self.numeric is not None else None
+        for param, cols in (("categorical", categorical), ("numeric", numeric)):
+            missing = [c for c in cols or () if c not in columns]
+            if missing:
+                raise ValueError(f"Columns {missing} named in {param!r} are not in X.")
+        rest = [c for c in columns if c not in used and c not in drop and c not in candidates]
+        dates = [
+            c for c in rest
+            if pd.api.types.is_datetime64_any_dtype(X[c])
+            or pd.api.types.is_timedelta64_dtype(X[c])
+            and c not in (categorical or ())
+        ]
+        if dates:
+            raise ValueError(
+                f"Columns {dates} hold dates or durations: drop them, derive numeric features, "
+                "or name them in 'categorical'."
+            )
+        # Non-numeric columns can only be categorical; `categorical` adds numeric id columns.
+        categorical = (categorical or []) + [
+            c for c in rest
+            if not pd.api.types.is_numeric_dtype(X[c])
+            and c not in (categorical or ()) and c not in (numeric or ())
+        ]
+        if numeric is None:
+            numeric = [c for c in rest if c not in categorical]
+        for c in numeric:
+            if not (pd.api.types.is_numeric_dtype(X[c]) or pd.api.types.is_bool_dtype(X[c])):
+                raise ValueError(
+                    f"Column {c!r} is listed as numeric but has dtype {X[c].dtype}; encode it "
+                    "as categorical or drop it."
+                )
+        unassigned = [c for c in rest if c not in categorical and c not in numeric]
+        if unassigned:
+            raise ValueError(
+                f"Columns {unassigned} have no role: name them in 'categorical', 'numeric' or "
+                "'drop'."
+            )
+        cat_only = [c for c in categorical if c not in candidates]
+        self._categorical_in = [c for c in candidates if c in columns] + cat_only
+        self._numeric_in = numeric
+
+        # Vocabularies: one per candidate column (shared with its sequences) and
+        # one per other categorical column.
+        pieces: dict[str, list[pd.Series]] = {v: [] for v in candidates + cat_only}
+        for name, vocab in sequences.items():
+            frame = self._raw_sequence(X, name)
+            keys, missing = _as_keys(frame)
+            pieces[vocab].append(pd.Series(keys[~missing], dtype=object))
+        for col in self._categorical_in:
+            keys, missing = _as_keys(X[col])
+            pieces[col].append(pd.Series(keys[~missing], dtype=object))
+        self.vocabularies_ = {}
+        for vocab, parts in pieces.items():
+            values = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=object)
+            counts = values.value_counts(sort=True)
+            counts = counts[counts >= self.min_frequency]
+            vocab_values = np.asarray(counts.index, dtype=object)
+            self.vocabularies_[vocab] = vocab_values
+        self._indexes = {v: pd.Index(vals, dtype=object) for v, vals in self.vocabularies_.items()}
+        self._maps = {
+            v: {**{value: k + 2 for k, value in enumerate(vals)}, "": PAD_ID}
+            for v, vals in self.vocabularies_.items()
+        }
+
+        # Sequence widths after maxlen.
+        self._widths = {}
+        for name in sequences:
+            width = (
+                self._raw_sequence(X, name).shape[1]
+                if self._list_valued[name]
+                else len(self.sequence_columns_in_[name])
+            )
+            self._widths[name] = max(1, min(width, self.maxlen) if self.maxlen else width)
+
+        # Numeric statistics.
+        if numeric:
+            values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            if self.numeric_nan == "error":
+                self._check_numeric_nan(values, numeric)
+            with np.errstate(all="ignore"):
+                mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(numeric))
+                std = np.nanstd(values, axis=0) if len(values) else np.ones(len(numeric))
+            mean = np.where(np.isfinite(mean), mean, 0.0)
+            std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+            self.numeric_mean_ = mean
+            self.numeric_scale_ = std if self.scale_numeric else np.ones_like(std)
+            if not self.scale_numeric:
+                self._fill = mean if self.numeric_nan == "mean" else np.zeros_like(mean)
+            else:
+                self._fill = np.zeros_like(mean) if self.numeric_nan == "mean" else -mean / std
+        else:
+            self.numeric_mean_ = np.zeros(0)
+            self.numeric_scale_ = np.ones(0)
+            self._fill = np.zeros(0)
+
+        self.schema_ = Schema(
+            sequences={
+                name: (
+                    [f"{name}_{i}" for i in range(1, self._widths[name] + 1)],
+                    vocab,
+                )
+                for name, vocab in sequences.items()
+            },
+            categorical={c: c for c in self._categorical_in},
+            numeric=list(numeric),
+            vocabulary_sizes={v: len(vals) + 2 for v, vals in self.vocabularies_.items()},
+        )
+        # Candidate columns never seen at fit time still own their vocabulary.
+        for vocab in candidates:
+            if vocab not in self.schema_.categorical:
+                self.schema_.categorical[vocab] = vocab
+        self._output_columns = self.schema_.columns
+        return self
+
+    # ------------------------------------------------------------ transform
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Encode ``X``.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            Rows with the columns seen in ``fit`` (candidate columns of
+            sequences and columns listed in ``drop`` may be absent).
+
+        Returns
+        -------
+        pandas.DataFrame
+            Integer id columns (sequences, then categorical columns) and float
+            numeric columns, with the schema in ``attrs["sklattn_schema"]``.
+        """
+        check_is_fitted(self, "schema_")
+        X = self._check_frame(X)
+        columns = set(X.columns)
+        known = set(self.feature_names_in_)
+        optional = set(self.schema_.candidate_columns) | set(self.drop or ())
+        missing = [c for c in self.feature_names_in_ if c not in columns and c not in optional]
+        if missing:
+            raise ValueError(f"X is missing columns seen in fit: {missing}.")
+        extra = [c for c in X.columns if c not in known and c not in optional]
+        if extra:
+            raise ValueError(f"X has columns not seen in fit: {extra}.")
+
+        n = len(X)
+        # Few cells: one object array and dict look-ups beat pandas' per-column overhead.
+        small = n * X.shape[1] <= 4096
+        if small:
+            cells = X.to_numpy(dtype=object)
+            where = {c: i for i, c in enumerate(X.columns)}
+
+        # Look up every sequence, then left-pad the sequences read from the same number of
+        # input positions together, so that ``hist_item_t`` and ``hist_cat_t`` stay aligned.
+        raw_ids = {}
+        for name, (_, vocab) in self.schema_.sequences.items():
+            cols = self.sequence_columns_in_[name]
+            if small and not self._list_valued[name]:
+                raw = cells[:, [where[c] for c in cols]]
+            else:
+                raw = self._raw_sequence(X, name)
+            ids = self._lookup(vocab, raw).reshape(n, -1)
+            raw_ids[name] = ids[:, ::-1] if self.most_recent == "first" else ids
+        blocks: list[np.ndarray] = []
+        for group in _aligned_groups(raw_ids):
+            aligned = _left_align([raw_ids[name] for name in group])
+            for name, ids in zip(group, aligned, strict=True):
+                width = self._widths[name]
+                if ids.shape[1] >= width:
+                    ids = ids[:, ids.shape[1] - width :]
+                else:
+                    pad = np.zeros((n, width - ids.shape[1]), ids.dtype)
+                    ids = np.concatenate([pad, ids], 1)
+                raw_ids[name] = ids
+        blocks = [raw_ids[name] for name in self.schema_.sequences]
+        absent = []
+        for col in self.schema_.categorical:
+            if col not in columns:
+                absent.append(col)
+                blocks.append(np.zeros((n, 1), dtype=np.int64))
+            else:
+                values = cells[:, where[col]] if small else X[col]
+                blocks.append(self._lookup(col, values).reshape(n, 1))
+        ints = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), np.int64)
+        out = pd.DataFrame(
+            ints.astype(np.int64, copy=False), index=X.index, columns=self.schema_.int_columns
+        )
+        if self.schema_.numeric:
+            if small:
+                raw = cells[:, [where[c] for c in self.schema_.numeric]]
+                raw = np.where(pd.isna(raw), np.nan, raw).astype(np.float64)
+            else:
+                raw = X[self.schema_.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            floats = pd.DataFrame(self._numeric(raw), index=X.index, columns=self.schema_.numeric)
+            out = pd.concat([out, floats], axis=1)
+        schema = self.schema_.to_dict()
+        schema["absent"] = absent
+        out.attrs[SCHEMA_ATTR] = schema
+        return out
+
+    def inverse_transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
+        """Map encoded ids back to the original values.
+
+        Padding and out-of-vocabulary ids become ``None``; numeric columns are
+        unscaled. Sequences come back as the encoder's output columns
+        (``{name}_1..{name}_{maxlen}``, oldest to newest).
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or ndarray
+            Output of :meth:`transform`.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Decoded values.
+        """
+        check_is_fitted(self, "schema_")
+        if not isinstance(X, pd.DataFrame):
+            X = pd.DataFrame(np.asarray(X), columns=self._output_columns)
+        missing = [c for c in self._output_columns if c not in X.columns]
+        if missing:
+            raise ValueError(f"X is missing encoded columns: {missing}.")
+        out = {}
+        for cols, vocab in self.schema_.sequences.values():
+            decoded = self._decode(vocab, X[cols].to_numpy())
+            for j, c in enumerate(cols):
+                out[c] = pd.Series(decoded[:, j], index=X.index, dtype=object)
+        for col in self.schema_.categorical:
+            decoded = self._decode(col, X[[col]].to_numpy())[:, 0]
+            out[col] = pd.Series(decoded, index=X.index, dtype=object)
+        if self.schema_.numeric:
+            values = X[self.schema_.numeric].to_numpy(dtype=np.float64)
+            shift = self.numeric_mean_ if self.scale_numeric else 0.0
+            values = values * self.numeric_scale_ + shift
+            for j, col in enumerate(self.schema_.numeric):
+                out[col] = values[:, j]
+        return pd.DataFrame(out, index=X.index)
+
+    def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
+        """Names of the output columns.
+
+        Parameters
+        ----------
+        input_features : ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        ndarray of str
+        """
+        check_is_fitted(self, "schema_")
+        return np.asarray(self._output_columns, dtype=object)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        tags.input_tags.allow_nan = True
+        tags.transformer_tags.preserves_dtype = []
+        tags.no_validation = True  # validates DataFrames itself
+        return tags
+
+    # -------------------------------------------------------------- helpers
+    @staticmethod
+    def _check_frame(X: object) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                "SequenceEncoder expects a pandas DataFrame with named columns; got "
+                f"{type(X).__name__}."
+            )
+        if not all(isinstance(c, str) for c in X.columns):
+            raise TypeError("SequenceEncoder expects string column names.")
+        return X
+
+    def _raw_sequence(self, X: pd.DataFrame, name: str) -> pd.DataFrame:
+        return _sequence_matrix(X, self.sequence_columns_in_[name], self._list_valued[name])
+
+    def _lookup(self, vocab: str, values: pd.DataFrame | pd.Series | np.ndarray) -> np.ndarray:
+        if isinstance(values, np.ndarray):  # small object array: dict look-ups
+            table = self._maps[vocab]
+            flat = values.reshape(-1)
+            missing = pd.isna(flat)
+            ids = [0 if m else table.get(v, OOV_ID) for v, m in zip(flat, missing, strict=True)]
+            return np.asarray(ids, dtype=np.int64).reshape(values.shape)
+        keys, missing = _as_keys(values)
+        flat_keys = keys.reshape(-1)
+        flat_missing = missing.reshape(-1)
+        ids = np.zeros(flat_keys.shape[0], dtype=np.int64)
+        present = ~flat_missing
+        if present.any():
+            found = self._indexes[vocab].get_indexer(pd.Index(flat_keys[present]))
+            ids[present] = np.where(found < 0, OOV_ID, found + 2)
+        return ids.reshape(keys.shape)
+
+    def _decode(self, vocab: str, ids: np.ndarray) -> np.ndarray:
+        ids = np.asarray(ids, dtype=np.int64)
+        table = np.concatenate([np.array([None, None], dtype=object), self.vocabularies_[vocab]])
+        if ids.size and (ids.min() < 0 or ids.max() >= len(table)):
+            raise ValueError(f"Ids out of range for vocabulary {vocab!r}.")
+        return table[ids]
+
+    def _check_numeric_nan(self, values: np.ndarray, names: list[str]) -> None:
+        bad = [names[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
+        if bad:
+            raise ValueError(f"NaN in numeric columns {bad} (numeric_nan='error').")
+
+    def _numeric(self, values: np.ndarray) -> np.ndarray:
+        names = self.schema_.numeric
+        if np.isinf(values).any():
+            bad = [names[j] for j in np.flatnonzero(np.isinf(values).any(axis=0))]
+            raise ValueError(f"Infinite values in numeric columns {bad}.")
+        nan = np.isnan(values)
+        if nan.any() and self.numeric_nan == "error":
+            self._check_numeric_nan(values, names)
+        if self.scale_numeric:
+            values = (values - self.numeric_mean_) / self.numeric_scale_
+        if nan.any():
+            values = np.where(nan, self._fill, values)
+        return values.astype(np.float32)
+
+
+def _aligned_groups(raw_ids: dict[str, np.ndarray]) -> list[list[str]]:
+    """Sequences read from the same number of positions, which are aligned event by event."""
+    groups: dict[int, list[str]] = {}
+    for name, ids in raw_ids.items():
+        groups.setdefault(ids.shape[1], []).append(name)
+    return list(groups.values())
+
+
+def _left_align(sequences: list[np.ndarray]) -> list[np.ndarray]:
+    """Move events to the right end of each row, keeping their order.
+
+    An event position is kept when any of the aligned sequences has a value there.
+    """
+    valid = np.zeros(sequences[0].shape, dtype=bool)
+    for ids in sequences:
+        valid |= ids != PAD_ID
+    if valid.size == 0 or valid[:, ::-1].cumprod(axis=1).sum() == valid.sum():
+        return sequences  # already left-padded (the common case)
+    order = np.argsort(valid, axis=1, kind="stable")  # padding first, events in order
+    return [np.take_along_axis(ids, order, axis=1) for ids in sequences]

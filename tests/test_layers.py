@@ -1,0 +1,126 @@
+import numpy as np
+import pytest
+
+from sklattn._backend import keras
+from sklattn.layers import MLP, ActivationUnit, Dice, Embedding, MaskedPooling, PReLU
+
+ops = keras.ops
+rng = np.random.default_rng(0)
+
+
+def _np(x):
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def test_dice_uses_batch_statistics_in_training():
+    dice = Dice()
+    x = rng.normal(2.0, 3.0, size=(64, 4)).astype("float32")
+    out = _np(dice(x, training=True))
+    mean, var = x.mean(0), x.var(0)
+    p = 1 / (1 + np.exp(-(x - mean) / np.sqrt(var + 1e-8)))
+    alpha = _np(dice.alpha)
+    np.testing.assert_allclose(out, p * x + (1 - p) * alpha * x, rtol=1e-4, atol=1e-5)
+    # In training a row's output depends on the rest of the batch...
+    other = np.concatenate([x[:1], x[1:] + 10.0])
+    assert not np.allclose(_np(dice(other, training=True))[0], out[0])
+
+
+def test_dice_uses_moving_averages_at_inference():
+    dice = Dice(momentum=0.5)
+    x = rng.normal(2.0, 3.0, size=(64, 4)).astype("float32")
+    dice(x, training=True)
+    np.testing.assert_allclose(_np(dice.moving_mean), 0.5 * x.mean(0), rtol=1e-4)
+    np.testing.assert_allclose(_np(dice.moving_variance), 0.5 + 0.5 * x.var(0), rtol=1e-4)
+    alone = _np(dice(x[:1], training=False))
+    in_batch = _np(dice(np.concatenate([x[:1], x[1:] * 7]), training=False))[:1]
+    np.testing.assert_allclose(alone, in_batch, rtol=1e-6)
+    mean, var = _np(dice.moving_mean), _np(dice.moving_variance)
+    p = 1 / (1 + np.exp(-(x[:1] - mean) / np.sqrt(var + 1e-8)))
+    np.testing.assert_allclose(alone, p * x[:1], rtol=1e-4, atol=1e-6)  # alpha is 0
+
+
+def test_dice_masked_statistics_ignore_padding():
+    dice = Dice()
+    x = rng.normal(size=(4, 5, 3)).astype("float32")
+    valid = np.ones((4, 5), bool)
+    valid[:, :2] = False
+    changed = x.copy()
+    changed[:, :2] = 1e3
+    a = _np(dice(x, training=True, valid=valid))
+    b = _np(dice(changed, training=True, valid=valid))
+    np.testing.assert_allclose(a[:, 2:], b[:, 2:], rtol=1e-5)
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_activation_unit_ignores_padded_behaviours(normalize):
+    unit = ActivationUnit((8, 4), activation="dice", normalize=normalize)
+    q = rng.normal(size=(3, 6)).astype("float32")
+    k = rng.normal(size=(3, 5, 6)).astype("float32")
+    valid = np.array([[0, 0, 1, 1, 1], [0, 0, 0, 0, 1], [0, 0, 0, 0, 0]], bool)
+    k2 = np.where(valid[..., None], k, rng.normal(size=k.shape) * 100).astype("float32")
+    for training in (False, True):
+        p1, w1 = unit(q, k, valid, training=training)
+        p2, w2 = unit(q, k2, valid, training=training)
+        np.testing.assert_allclose(_np(p1), _np(p2), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(_np(w1), _np(w2), rtol=1e-5, atol=1e-6)
+    w = _np(w1)
+    assert np.all(w[~valid] == 0)
+    assert np.all(np.isfinite(w)) and np.all(_np(p1)[2] == 0)
+    if normalize:
+        np.testing.assert_allclose(w[:2].sum(1), 1.0, rtol=1e-5)
+
+
+def test_activation_unit_pools_weighted_sum():
+    unit = ActivationUnit((4,), activation="relu")
+    q = rng.normal(size=(2, 3)).astype("float32")
+    k = rng.normal(size=(2, 4, 3)).astype("float32")
+    pooled, w = unit(q, k, np.ones((2, 4), bool))
+    np.testing.assert_allclose(_np(pooled), np.einsum("bt,btd->bd", _np(w), k), rtol=1e-5)
+
+
+def test_masked_pooling():
+    v = rng.normal(size=(2, 3, 2)).astype("float32")
+    valid = np.array([[1, 1, 0], [0, 0, 0]], bool)
+    np.testing.assert_allclose(_np(MaskedPooling("sum")(v, valid))[0], v[0, :2].sum(0), rtol=1e-6)
+    np.testing.assert_allclose(_np(MaskedPooling("mean")(v, valid))[0], v[0, :2].mean(0), rtol=1e-6)
+    assert np.all(_np(MaskedPooling("mean")(v, valid))[1] == 0)
+    with pytest.raises(ValueError, match="mode"):
+        MaskedPooling("max")
+
+
+def test_prelu_per_feature_any_rank():
+    layer = PReLU()
+    x = np.array([[[-1.0, 2.0], [3.0, -4.0]]], "float32")
+    layer.build(x.shape)
+    layer.alpha.assign(np.array([0.5, 0.25], "float32"))
+    np.testing.assert_allclose(_np(layer(x)), [[[-0.5, 2.0], [3.0, -1.0]]])
+
+
+def test_mini_batch_aware_l2_matches_the_paper():
+    table = Embedding(6, 2, l2=0.1)
+    table.build()
+    counts = np.array([0, 1, 4, 2, 8, 1], "float32")
+    table.set_frequencies(counts)
+    ids = np.array([[0, 2, 2], [4, 0, 2]])
+    w = _np(table.embeddings)
+    expected = 0.1 * sum((w[j] ** 2).sum() / counts[j] for j in (2, 4))
+    out = table(ids, training=True)
+    assert _np(out).shape == (2, 3, 2)
+    assert len(table.losses) == 1
+    np.testing.assert_allclose(float(_np(table.losses[0])), expected, rtol=1e-5)
+    table(ids, training=False)
+    assert len(table.losses) == 0
+
+
+@pytest.mark.parametrize(
+    "layer",
+    [Dice(momentum=0.9), PReLU(), MLP([4, 2], activation="dice", dropout=0.1),
+     ActivationUnit((6,), activation="prelu", normalize=True), MaskedPooling("mean"),
+     Embedding(10, 3, l2=0.5)],
+    ids=lambda layer: type(layer).__name__,
+)
+def test_layers_serialize(layer):
+    config = keras.saving.serialize_keras_object(layer)
+    clone = keras.saving.deserialize_keras_object(config)
+    assert type(clone) is type(layer)
+    assert clone.get_config() == layer.get_config()
