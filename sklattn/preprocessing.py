@@ -506,6 +506,36 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 out[col] = values[:, j]
         return pd.DataFrame(out, index=X.index)
 
+    def decode(self, ids: np.ndarray | Sequence[int], vocabulary: str) -> np.ndarray:
+        """Original values of encoded ids of one vocabulary.
+
+        Parameters
+        ----------
+        ids : array-like of int
+            Encoded ids (any shape).
+        vocabulary : str
+            Vocabulary name: a candidate column of ``sequences`` (shared with
+            its sequences) or a categorical column.
+
+        Returns
+        -------
+        ndarray of object
+            Same shape as ``ids``; padding and unseen ids decode to ``None``.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> enc = SequenceEncoder().fit(pd.DataFrame({"genre": ["a", "b", "b"]}))
+        >>> enc.decode([2, 3, 0], "genre").tolist()
+        ['b', 'a', None]
+        """
+        check_is_fitted(self, "schema_")
+        if vocabulary not in self.vocabularies_:
+            raise ValueError(
+                f"Unknown vocabulary {vocabulary!r}; known: {sorted(self.vocabularies_)}."
+            )
+        return self._decode(vocabulary, np.asarray(ids))
+
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the output columns.
 
