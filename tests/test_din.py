@@ -255,3 +255,11 @@ def test_seed_format_pipeline(shared_data):
         _din(epochs=1),
     ).fit(df, y)
     assert np.isfinite(model.predict_proba(df.head(100))).all()
+
+
+def test_verbose_progress(encoded, capsys):
+    _, Xe, y = encoded
+    _din(epochs=1, verbose=0).fit(Xe, y)
+    assert capsys.readouterr().out == ""
+    _din(epochs=2, verbose=2).fit(Xe, y)
+    assert "Epoch 2/2" in capsys.readouterr().out

@@ -124,3 +124,19 @@ def test_layers_serialize(layer):
     clone = keras.saving.deserialize_keras_object(config)
     assert type(clone) is type(layer)
     assert clone.get_config() == layer.get_config()
+
+
+def test_activation_unit_split_kernel_equals_concatenated_features():
+    unit = ActivationUnit((6, 3), activation="relu")
+    q = rng.normal(size=(4, 5)).astype("float32")
+    k = rng.normal(size=(4, 7, 5)).astype("float32")
+    valid = np.ones((4, 7), bool)
+    _, w = unit(q, k, valid)
+    qq = np.repeat(q[:, None], 7, axis=1)
+    features = np.concatenate([k, qq, k - qq, k * qq], -1)
+    hidden = np.maximum(features @ _np(unit.first.kernel) + _np(unit.first.bias), 0)
+    hidden = np.maximum(
+        hidden @ _np(unit.mlp.dense_layers[0].kernel) + _np(unit.mlp.dense_layers[0].bias), 0
+    )
+    expected = (hidden @ _np(unit.score.kernel) + _np(unit.score.bias))[..., 0]
+    np.testing.assert_allclose(_np(w), expected, rtol=1e-4, atol=1e-5)

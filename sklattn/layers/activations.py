@@ -54,20 +54,23 @@ class Dice(keras.layers.Layer):
         if training:
             axes = tuple(range(len(inputs.shape) - 1))
             if valid is None:
-                mean = ops.mean(inputs, axis=axes)
-                variance = ops.mean(ops.square(inputs - mean), axis=axes)
+                mean, variance = ops.moments(inputs, axes)
             else:
                 weight = ops.expand_dims(ops.cast(valid, inputs.dtype), -1)
                 count = ops.maximum(ops.sum(weight, axis=axes), 1.0)
-                mean = ops.sum(inputs * weight, axis=axes) / count
-                variance = ops.sum(ops.square(inputs - mean) * weight, axis=axes) / count
+                weighted = inputs * weight
+                mean = ops.sum(weighted, axis=axes) / count
+                variance = ops.maximum(
+                    ops.sum(weighted * inputs, axis=axes) / count - ops.square(mean), 0.0
+                )
             m = self.momentum
             self.moving_mean.assign(m * self.moving_mean + (1.0 - m) * mean)
             self.moving_variance.assign(m * self.moving_variance + (1.0 - m) * variance)
         else:
             mean, variance = self.moving_mean, self.moving_variance
         p = ops.sigmoid((inputs - mean) * ops.rsqrt(variance + self.epsilon))
-        return p * inputs + (1.0 - p) * self.alpha * inputs
+        # p * s + (1 - p) * alpha * s, with one product fewer
+        return inputs * (self.alpha + p * (1.0 - self.alpha))
 
     def compute_output_shape(self, input_shape):
         return input_shape

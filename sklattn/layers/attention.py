@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .._backend import keras
+from .activations import Dice, get_activation
 from .core import MLP
 
 ops = keras.ops
@@ -67,20 +68,39 @@ class ActivationUnit(keras.layers.Layer):
         self.attention_units = [int(u) for u in attention_units]
         self.activation = activation
         self.normalize = bool(normalize)
-        self.mlp = MLP(self.attention_units, activation=activation)
+        if not self.attention_units:
+            raise ValueError("attention_units needs at least one layer.")
+        self.first = keras.layers.Dense(self.attention_units[0])
+        self.first_activation = get_activation(activation)
+        self.mlp = MLP(self.attention_units[1:], activation=activation)
         self.score = keras.layers.Dense(1)
 
     def build(self, query_shape, keys_shape=None, valid_shape=None) -> None:
         dim = query_shape[-1]
-        self.mlp.build((None, None, 4 * dim))
-        width = self.attention_units[-1] if self.attention_units else 4 * dim
-        self.score.build((None, None, width))
+        self.first.build((None, 4 * dim))
+        self.first_activation.build((None, None, self.attention_units[0]))
+        self.mlp.build((None, None, self.attention_units[0]))
+        self.score.build((None, None, self.attention_units[-1]))
 
     def call(self, query, keys, valid, training=None):
-        steps = ops.shape(keys)[1]
-        q = ops.repeat(ops.expand_dims(query, 1), steps, axis=1)
-        features = ops.concatenate([keys, q, keys - q, keys * q], axis=-1)
-        hidden = self.mlp(features, training=training, valid=valid)
+        # The first layer is Dense([h, q, h - q, h * q]); split its kernel by input block so
+        # that the query's part is computed once per row rather than once per behaviour:
+        # h @ (W_h + W_d) + q @ (W_q - W_d) + (h * q) @ W_p + b. Same function, half the work.
+        dim = ops.shape(query)[-1]
+        kernel = self.first.kernel
+        w_h, w_q = kernel[:dim], kernel[dim : 2 * dim]
+        w_d, w_p = kernel[2 * dim : 3 * dim], kernel[3 * dim :]
+        q = ops.expand_dims(query, 1)
+        hidden = (
+            ops.matmul(keys, w_h + w_d)
+            + ops.matmul(keys * q, w_p)
+            + ops.expand_dims(ops.matmul(query, w_q - w_d) + self.first.bias, 1)
+        )
+        act = self.first_activation
+        hidden = act(hidden, training=training, valid=valid) if isinstance(act, Dice) else act(
+            hidden
+        )
+        hidden = self.mlp(hidden, training=training, valid=valid)
         scores = ops.squeeze(self.score(hidden), -1)
         if self.normalize:
             weights = masked_softmax(scores, valid)
