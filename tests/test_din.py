@@ -119,6 +119,9 @@ def test_normalized_attention_sums_to_one(encoded):
 def test_grid_search_and_cross_val_score(interest_data):
     X, y, _ = interest_data
     pipe = make_pipeline(SequenceEncoder(sequences=SEQS), _din(epochs=1))
+    from sklearn.model_selection import check_cv
+
+    assert isinstance(check_cv(3, y, classifier=is_classifier(pipe)), StratifiedKFold)
     scores = cross_val_score(pipe, X, y, cv=2, scoring="roc_auc")
     assert np.isfinite(scores).all()
     search = GridSearchCV(
