@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -80,6 +79,3 @@ def reference_python(env_var: str, default: str) -> str | None:
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
-
-def frame_summary(X: pd.DataFrame) -> str:
-    return f"{len(X)} rows x {X.shape[1]} columns"
