@@ -24,6 +24,7 @@ from sklearn.utils.validation import (
 
 from ._backend import TF_BACKEND, keras, tf
 from ._schema import SCHEMA_ATTR, Schema
+from .layers import Embedding
 from .preprocessing import OOV_ID, find_sequence_columns
 
 __all__ = ["BaseSequenceClassifier"]
@@ -238,18 +239,12 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         """Give embedding tables with a mini-batch aware penalty their id counts."""
         if ids is None:
             return
-        schema = self.schema_
-        position = {c: i for i, c in enumerate(schema.int_columns)}
-        columns: dict[str, list[int]] = {}
-        for cols, vocab in schema.sequences.values():
-            columns.setdefault(vocab, []).extend(position[c] for c in cols)
-        for col, vocab in schema.categorical.items():
-            columns.setdefault(vocab, []).append(position[col])
+        column_vocabs = np.array(_column_vocabularies(self.schema_), dtype=object)
         for layer in self.model_.layers:
-            vocab = getattr(layer, "name", "")[len("emb_"):]
-            if getattr(layer, "l2", 0) and vocab in columns:
+            if isinstance(layer, Embedding) and layer.l2 and layer.name.startswith("emb_"):
+                vocab = layer.name[len("emb_"):]
                 counts = np.bincount(
-                    ids[:, columns[vocab]].ravel(), minlength=schema.vocabulary_sizes[vocab]
+                    ids[:, column_vocabs == vocab].ravel(), minlength=layer.input_dim
                 )
                 layer.set_frequencies(counts.astype(np.float32))
 
@@ -474,8 +469,6 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        check_is_fitted(self, "model_")
-
         def score(ids, floats):
             args = [a for a in (ids, floats) if a is not None]
             return np.asarray(self._predict_fn(*args)).reshape(-1)
@@ -514,8 +507,8 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        check_is_fitted(self, "model_")
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
+        positive = self.decision_function(X) > 0  # checks that the model is fitted
+        return self.classes_[positive.astype(int)]
 
     # ---------------------------------------------------------- persistence
     def __getstate__(self):

@@ -309,7 +309,6 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             )
         cat_only = [c for c in categorical if c not in candidates]
         self._categorical_in = [c for c in candidates if c in columns] + cat_only
-        self._numeric_in = numeric
 
         # Vocabularies: one per candidate column (shared with its sequences) and
         # one per other categorical column.
