@@ -33,6 +33,7 @@ from _common import (
     require_shared_data,
     timed,
 )
+from _floor import din_step_floor
 from sklearn.metrics import roc_auc_score
 
 from sklattn import DINClassifier, SequenceEncoder
@@ -114,6 +115,21 @@ def main() -> None:
          n_train=len(E_train),
          n_test=len(E_test), epochs=args.epochs, xla=bool(din.model_.jit_compile), **ours)
 
+    # The bare step's throughput on this machine: no implementation of this graph
+    # with TensorFlow's CPU kernels trains faster (see _floor.py).
+    mlp_input_dim = next(
+        int(w.shape[0]) for w in din.model_.weights
+        if len(w.shape) == 2 and w.shape[1] == LAYERS["hidden_units"][0]
+    )
+    floor = max(
+        din_step_floor(activation=args.activation, batch_size=args.batch_size,
+                       history_dim=2 * LAYERS["embedding_dim"], mlp_input_dim=mlp_input_dim,
+                       jit_compile=jit)
+        for jit in (False, True)
+    )
+    emit(benchmark="din_movielens", library="bare TensorFlow step (compute floor)",
+         activation=args.activation, train_samples_per_s=floor)
+
     python = reference_python("DEEPCTR_PYTHON", "/opt/deepctr-env/bin/python")
     if python is None:
         emit(benchmark="din_movielens", library="deepctr", skipped="no DeepCTR environment")
@@ -130,6 +146,7 @@ def main() -> None:
         benchmark="din_movielens", metric="ratios", activation=args.activation,
         auc_difference=auc - ref["auc"],
         train_throughput_ratio=ours["train_samples_per_s"] / ref["train_samples_per_s"],
+        floor_throughput_ratio=floor / ref["train_samples_per_s"],
         latency_1row_ratio_vs_predict=ref["predict_1row_ms_p50"] / p50,
         latency_1row_ratio_vs_call=ref["call_1row_ms_p50"] / p50,
     )

@@ -90,6 +90,21 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
     def _check_roles(self, schema: Schema, absent: Sequence[str]) -> None:
         """Raise if the schema lacks what the model needs (hook for subclasses)."""
 
+    def _set_data_statistics(self, ids: np.ndarray | None) -> None:
+        """Give the freshly built graph what it needs from the training ids (hook).
+
+        The base sets the id frequencies of embedding tables with a mini-batch
+        aware penalty; subclasses extend it (e.g. negative-sampling tables). The
+        values must live in the model's weights so that pickling keeps them.
+        """
+        self._set_frequencies(ids)
+
+    def _use_xla(self, n_train: int) -> bool:
+        """What ``jit_compile="auto"`` means for this model and training size."""
+        # XLA speeds CPU training up by about 1.7x but compiling the step takes
+        # seconds: worth it only for long fits.
+        return TF_BACKEND and n_train >= 300_000
+
     # ------------------------------------------------------------------- fit
     def fit(self, X, y, sample_weight=None) -> BaseSequenceClassifier:
         """Fit the model.
@@ -164,7 +179,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         with _seeded(None if seed is None else seed + self._n_fit_calls):
             if reset:
                 self._build_models(n_train=len(y_enc) * self.epochs)
-                self._set_frequencies(ids)
+                self._set_data_statistics(ids)
             self._n_fit_calls += 1
             history = self._keras_fit(ids, floats, y_enc, weights, epochs, validate)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
@@ -222,9 +237,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         model, extras = self._build_graph(self.schema_)
         jit = self.jit_compile
         if jit == "auto":
-            # XLA speeds CPU training up by about 1.7x but compiling the step takes
-            # seconds: worth it only for long fits.
-            jit = TF_BACKEND and n_train >= 300_000
+            jit = self._use_xla(n_train)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
             loss=keras.losses.BinaryCrossentropy(from_logits=True),
@@ -456,6 +469,43 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
             ids, floats = self._to_arrays(part)
             outputs.append(fn(ids, floats))
         return outputs
+
+    def _position_weights(self, X, name: str) -> pd.DataFrame:
+        """Tidy frame of the per-position weights output by ``_extra_models[name]``.
+
+        The extra model returns ``{sequence name: (batch, steps) weights}``.
+        """
+        check_is_fitted(self, "model_")
+        model = self._extra_models.get(name)
+        if model is None:
+            raise ValueError("This model has no attended sequence (no candidate column).")
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError("X must be a pandas DataFrame of encoded rows.")
+
+        def weights(ids, floats):
+            args = [a for a in (ids, floats) if a is not None]
+            out = model(args if len(args) > 1 else args[0], training=False)
+            return {k: np.asarray(v) for k, v in out.items()}
+
+        chunks = self._run_chunks(X, weights)
+        index = np.asarray(X.index)
+        frames = []
+        for seq in chunks[0]:
+            w = np.concatenate([c[seq] for c in chunks])
+            items = X[self.schema_.sequences[seq][0]].to_numpy(dtype=np.int64)
+            r, t = np.nonzero(items != 0)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "row": index[r],
+                        "sequence": seq,
+                        "position": t + 1,
+                        "item": items[r, t],
+                        "weight": w[r, t].astype(np.float64),
+                    }
+                )
+            )
+        return pd.concat(frames, ignore_index=True)
 
     def decision_function(self, X) -> np.ndarray:
         """Logit of the positive class (``classes_[1]``) for each row.

@@ -119,3 +119,39 @@ class ActivationUnit(keras.layers.Layer):
             "activation": self.activation,
             "normalize": self.normalize,
         }
+
+
+@keras.saving.register_keras_serializable(package="sklattn")
+class BilinearAttention(keras.layers.Layer):
+    """Softmax attention of a sequence on a query: ``a_t = softmax_t(h_t W q)``.
+
+    DIEN's attention of the interest states on the candidate (Zhou et al.,
+    2019, eq. 8). The softmax runs over the valid steps only; padded steps get
+    exactly 0, and a row without valid steps gets all zeros.
+
+    ``call(query, keys, valid)``: query ``(batch, q_dim)``, keys
+    ``(batch, steps, k_dim)``, valid ``(batch, steps)``. Returns the weights
+    ``(batch, steps)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklattn.layers import BilinearAttention
+    >>> w = BilinearAttention()(np.ones((2, 4), "float32"), np.ones((2, 3, 5), "float32"),
+    ...                         np.array([[True, True, False]] * 2))
+    >>> np.asarray(w).sum(axis=1).round(6).tolist()
+    [1.0, 1.0]
+    """
+
+    def build(self, query_shape, keys_shape=None, valid_shape=None) -> None:
+        self.kernel = self.add_weight(
+            shape=(keys_shape[-1], query_shape[-1]), initializer="glorot_uniform", name="kernel"
+        )
+
+    def call(self, query, keys, valid):
+        projected = ops.matmul(query, ops.transpose(self.kernel))  # W q: (batch, k_dim)
+        scores = ops.sum(keys * ops.expand_dims(projected, 1), axis=-1)
+        return masked_softmax(scores, valid)
+
+    def compute_output_shape(self, query_shape, keys_shape=None, valid_shape=None):
+        return tuple(keys_shape[:2])

@@ -27,10 +27,13 @@ class EmbeddedInputs:
 
     ``sequences[name]`` is ``(batch, steps, dim)`` with boolean mask
     ``masks[name]`` (True = real event); ``categorical[col]`` is
-    ``(batch, dim)``; ``numeric`` is ``(batch, n_numeric)`` or None.
+    ``(batch, dim)``; ``numeric`` is ``(batch, n_numeric)`` or None;
+    ``ids[name]`` holds a sequence's int ids ``(batch, steps)``; ``tables[vocab]``
+    is the embedding layer of a vocabulary.
     """
 
     sequences: dict = field(default_factory=dict)
+    ids: dict = field(default_factory=dict)
     masks: dict = field(default_factory=dict)
     categorical: dict = field(default_factory=dict)
     numeric: object = None
@@ -69,7 +72,8 @@ def embed_inputs(
             stop = start + len(cols)
             if kind == "sequence":
                 out.sequences[name] = vectors[:, start:stop, :]
-                out.masks[name] = ops.not_equal(vocab_ids[:, start:stop], 0)
+                out.ids[name] = vocab_ids[:, start:stop]
+                out.masks[name] = ops.not_equal(out.ids[name], 0)
             else:
                 out.categorical[name] = vectors[:, start, :]
             start = stop

@@ -14,7 +14,6 @@ from numbers import Real
 import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
 from .._backend import keras
 from .._schema import Schema
@@ -322,37 +321,7 @@ class DINClassifier(_DINBase):
             encoded id; decode with ``SequenceEncoder.inverse_transform``),
             ``weight``. Padded positions are left out.
         """
-        check_is_fitted(self, "model_")
-        model = self._extra_models.get("attention")
-        if model is None:
-            raise ValueError("This model has no attended sequence (no candidate column).")
-        frames = []
-        index = np.asarray(X.index)
-
-        def weights(ids, floats):
-            args = [a for a in (ids, floats) if a is not None]
-            out = model(args if len(args) > 1 else args[0], training=False)
-            return {k: np.asarray(v) for k, v in out.items()}
-
-        chunks = self._run_chunks(X, weights)
-        for name in chunks[0]:
-            w = np.concatenate([c[name] for c in chunks])
-            cols = self.schema_.sequences[name][0]
-            items = X[cols].to_numpy(dtype=np.int64)
-            valid = items != 0
-            r, t = np.nonzero(valid)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "row": index[r],
-                        "sequence": name,
-                        "position": t + 1,
-                        "item": items[r, t],
-                        "weight": w[r, t].astype(np.float64),
-                    }
-                )
-            )
-        return pd.concat(frames, ignore_index=True)
+        return self._position_weights(X, "attention")
 
 
 class SumPoolingClassifier(_DINBase):
