@@ -445,7 +445,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         if n_inputs == 2:
             fn = tf.function(lambda a, b: model([a, b], training=False))
         else:
-            fn = tf.function(lambda a: model(a, training=False))
+            fn = tf.function(lambda a: model([a], training=False))
         concrete = fn.get_concrete_function(*specs)
 
         def run(*arrays):
@@ -484,7 +484,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
 
         def weights(ids, floats):
             args = [a for a in (ids, floats) if a is not None]
-            out = model(args if len(args) > 1 else args[0], training=False)
+            out = model(args, training=False)  # a list, as the functional inputs
             return {k: np.asarray(v) for k, v in out.items()}
 
         chunks = self._run_chunks(X, weights)

@@ -404,7 +404,7 @@ class DIENClassifier(BaseSequenceClassifier):
 
         def stats(ids, floats):
             args = [a for a in (ids, floats) if a is not None]
-            out = model(args if len(args) > 1 else args[0], training=False)
+            out = model(args, training=False)  # a list, as the functional inputs
             return np.sum([np.asarray(v, dtype=np.float64).sum(axis=0) for v in out.values()], 0)
 
         total, count = np.sum(self._run_chunks(X, stats), axis=0)
