@@ -355,3 +355,12 @@ def test_dien_beats_din_when_recent_behaviour_matters():
         aucs[type(est).__name__] = roc_auc_score(y[test], model.predict_proba(X[test])[:, 1])
     assert aucs["DIENClassifier"] > aucs["DINClassifier"] + 0.03, aucs
     assert aucs["DIENClassifier"] <= roc_auc_score(y[test], p[test]) + 0.01
+
+
+def test_without_a_behaviour_sequence_dien_is_the_mlp():
+    rng = np.random.default_rng(0)
+    X = rng.random((200, 3)).astype("float32")
+    y = (X[:, 0] > 0.5).astype(int)
+    est = _dien(epochs=1).fit(X, y)
+    assert est.predict_proba(X[:2]).shape == (2, 2)
+    assert not any(layer.name.startswith("interest") for layer in est.model_.layers)

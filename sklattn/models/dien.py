@@ -144,7 +144,9 @@ aux_loss_weight, aux_hidden_units, history_sum
     x = MLP(hidden_units, activation=activation, dropout=dropout, name="mlp")(x)
     logit = keras.layers.Dense(1, name="logit")(x)
     model = keras.Model(inputs, logit, name="dien")
-    extras = {"attention": keras.Model(inputs, weights, name="dien_attention")}
+    extras = {}
+    if weights:
+        extras["attention"] = keras.Model(inputs, weights, name="dien_attention")
     if aux_stats:
         extras["auxiliary_loss"] = keras.Model(inputs, aux_stats, name="dien_auxiliary_loss")
     return model, extras
