@@ -21,7 +21,6 @@ from .._backend import keras
 from .._schema import Schema
 from ..base import BaseSequenceClassifier
 from ..layers import (
-    MLP,
     AttentionGRU,
     AuxiliaryLoss,
     BilinearAttention,
@@ -29,7 +28,7 @@ from ..layers import (
     NegativeSampler,
 )
 from ._inputs import embed_inputs, model_inputs
-from .din import attended_groups
+from .din import attended_groups, check_candidates_present, group_inputs, output_logit
 
 ops = keras.ops
 
@@ -83,11 +82,7 @@ aux_loss_weight, aux_hidden_units, history_sum
     attended, candidates = set(), set()
     for names, cands in attended_groups(schema):
         key = names[0]
-        behaviours = ops.concatenate([emb.sequences[n] for n in names], axis=-1)
-        query = ops.concatenate([emb.categorical[c] for c in cands], axis=-1)
-        valid = emb.masks[key]
-        for n in names[1:]:
-            valid = ops.logical_or(valid, emb.masks[n])
+        behaviours, query, valid = group_inputs(emb, names, cands)
         units = int(gru_units or behaviours.shape[-1])
 
         # Interest extractor: h_t = GRU(e_t, h_{t-1}).
@@ -133,16 +128,10 @@ aux_loss_weight, aux_hidden_units, history_sum
             features += [total, total * query]
         attended.update(names)
         candidates.update(cands)
-    for name, seq in emb.sequences.items():
-        if name not in attended:  # no candidate to attend with: mean of the behaviours
-            pooling = MaskedPooling("mean", name=f"mean_pooling_{name}")
-            features.append(pooling(seq, emb.masks[name]))
-    features += [v for c, v in emb.categorical.items() if c not in candidates]
-    if emb.numeric is not None:
-        features.append(emb.numeric)
-    x = features[0] if len(features) == 1 else ops.concatenate(features, axis=-1)
-    x = MLP(hidden_units, activation=activation, dropout=dropout, name="mlp")(x)
-    logit = keras.layers.Dense(1, name="logit")(x)
+    logit = output_logit(
+        emb, features, attended, candidates, hidden_units=hidden_units,
+        activation=activation, dropout=dropout,
+    )
     model = keras.Model(inputs, logit, name="dien")
     extras = {}
     if weights:
@@ -338,12 +327,7 @@ class DIENClassifier(BaseSequenceClassifier):
         return False
 
     def _check_roles(self, schema: Schema, absent) -> None:
-        needed = [c for _, cands in attended_groups(schema) for c in cands if c in absent]
-        if needed:
-            raise ValueError(
-                f"{type(self).__name__} scores behaviours against the candidate, but the "
-                f"candidate columns {needed} are missing from X."
-            )
+        check_candidates_present(self, schema, absent)
 
     def _set_data_statistics(self, ids) -> None:
         super()._set_data_statistics(ids)

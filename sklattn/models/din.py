@@ -43,6 +43,44 @@ def attended_groups(schema: Schema) -> list[tuple[list[str], list[str]]]:
     return list(groups.values())
 
 
+def group_inputs(emb, names: list[str], cands: list[str]):
+    """``(behaviours, query, valid)`` of one attended group: the aligned sequences'
+    embeddings concatenated per step, the candidates' concatenated, and the steps where
+    any of the sequences has a real event."""
+    behaviours = ops.concatenate([emb.sequences[n] for n in names], axis=-1)
+    query = ops.concatenate([emb.categorical[c] for c in cands], axis=-1)
+    valid = emb.masks[names[0]]
+    for n in names[1:]:
+        valid = ops.logical_or(valid, emb.masks[n])
+    return behaviours, query, valid
+
+
+def output_logit(emb, features: list, attended: set, candidates: set, *, hidden_units,
+                 activation: str, dropout: float):
+    """The shared head: ``features`` plus mean-pooled unattended sequences, the other
+    categorical embeddings and the numeric features, through the MLP to one logit."""
+    for name, seq in emb.sequences.items():
+        if name not in attended:  # no candidate to attend with: mean of the behaviours
+            pooling = MaskedPooling("mean", name=f"mean_pooling_{name}")
+            features.append(pooling(seq, emb.masks[name]))
+    features += [v for c, v in emb.categorical.items() if c not in candidates]
+    if emb.numeric is not None:
+        features.append(emb.numeric)
+    x = features[0] if len(features) == 1 else ops.concatenate(features, axis=-1)
+    x = MLP(hidden_units, activation=activation, dropout=dropout, name="mlp")(x)
+    return keras.layers.Dense(1, name="logit")(x)
+
+
+def check_candidates_present(estimator, schema: Schema, absent) -> None:
+    """Raise if a candidate column that a model attends with is missing from X."""
+    needed = [c for _, cands in attended_groups(schema) for c in cands if c in absent]
+    if needed:
+        raise ValueError(
+            f"{type(estimator).__name__} scores behaviours against the candidate, but the "
+            f"candidate columns {needed} are missing from X."
+        )
+
+
 def build_din_graph(
     schema: Schema,
     *,
@@ -83,11 +121,7 @@ def build_din_graph(
     features, weights = [], {}
     attended, candidates = set(), set()
     for names, cands in attended_groups(schema):
-        keys = ops.concatenate([emb.sequences[n] for n in names], axis=-1)
-        query = ops.concatenate([emb.categorical[c] for c in cands], axis=-1)
-        mask = emb.masks[names[0]]
-        for n in names[1:]:
-            mask = ops.logical_or(mask, emb.masks[n])
+        keys, query, mask = group_inputs(emb, names, cands)
         if pooling == "attention":
             unit = ActivationUnit(
                 attention_units,
@@ -102,16 +136,10 @@ def build_din_graph(
         features += [pooled, query]
         attended.update(names)
         candidates.update(cands)
-    for name, seq in emb.sequences.items():
-        if name not in attended:  # no candidate to attend with: mean of the behaviours
-            pooling = MaskedPooling("mean", name=f"mean_pooling_{name}")
-            features.append(pooling(seq, emb.masks[name]))
-    features += [v for c, v in emb.categorical.items() if c not in candidates]
-    if emb.numeric is not None:
-        features.append(emb.numeric)
-    x = features[0] if len(features) == 1 else ops.concatenate(features, axis=-1)
-    x = MLP(hidden_units, activation=activation, dropout=dropout, name="mlp")(x)
-    logit = keras.layers.Dense(1, name="logit")(x)
+    logit = output_logit(
+        emb, features, attended, candidates, hidden_units=hidden_units,
+        activation=activation, dropout=dropout,
+    )
     model = keras.Model(inputs, logit, name="din" if pooling == "attention" else "base_model")
     extras = {}
     if weights:
@@ -298,12 +326,7 @@ class DINClassifier(_DINBase):
         )
 
     def _check_roles(self, schema: Schema, absent) -> None:
-        needed = [c for _, cands in attended_groups(schema) for c in cands if c in absent]
-        if needed:
-            raise ValueError(
-                f"{type(self).__name__} scores behaviours against the candidate, but the "
-                f"candidate columns {needed} are missing from X."
-            )
+        check_candidates_present(self, schema, absent)
 
     def attention_weights(self, X) -> pd.DataFrame:
         """Per-position attention weights next to the behaviour ids.
