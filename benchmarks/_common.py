@@ -37,12 +37,18 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def movielens_ctr(maxlen: int = 20, test_fraction: float = 0.2, path: Path | None = None):
+def movielens_ctr(
+    maxlen: int = 20,
+    test_fraction: float = 0.2,
+    path: Path | None = None,
+    user_columns: tuple[str, ...] = ("gender", "age", "occupation"),
+):
     """MovieLens-100k as a click-through task.
 
     Every rating is an impression; rating >= 4 is a click. Each row carries the
     user's previous ``maxlen`` rated movies (and their first genre) as history,
-    the candidate movie and genre, and the user's gender, age and occupation.
+    the candidate movie and genre, and the user's ``user_columns`` (of gender, age,
+    occupation, zip_code).
     The split is by time: the latest ``test_fraction`` of ratings are the test set.
 
     Returns (X_train, X_test, y_train, y_test) as raw DataFrames / arrays.
@@ -54,7 +60,7 @@ def movielens_ctr(maxlen: int = 20, test_fraction: float = 0.2, path: Path | Non
     table = make_history_table(data.ratings, maxlen=maxlen, item_features=genres)
     table = table.merge(genres, left_on="item_id", right_index=True, how="left")
     table = table.merge(
-        data.users[["user_id", "gender", "age", "occupation"]], on="user_id", how="left"
+        data.users[["user_id", *user_columns]], on="user_id", how="left"
     )
     y = (table.pop("rating").to_numpy() >= 4).astype(np.int64)
     table = table.drop(columns=["timestamp"])

@@ -1,11 +1,23 @@
 """sklattn: attention-based recommender models as scikit-learn estimators."""
 
 from . import _backend  # noqa: F401  (quiet TensorFlow import, Keras backend)
-from .models import DIENClassifier, DINClassifier, SumPoolingClassifier
+from .models import (
+    AFMClassifier,
+    DIENClassifier,
+    DINClassifier,
+    NFMClassifier,
+    SumPoolingClassifier,
+)
 from .preprocessing import SequenceEncoder
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AFMClassifier",
     "DIENClassifier",
-    "DINClassifier", "SequenceEncoder", "SumPoolingClassifier", "__version__"]
+    "DINClassifier",
+    "NFMClassifier",
+    "SequenceEncoder",
+    "SumPoolingClassifier",
+    "__version__",
+]

@@ -86,3 +86,71 @@ def plot_attention_weights(
     ax.set_title(f"Attention weights over {sequence}")
     ax.figure.colorbar(image, ax=ax, label="weight")
     return ax
+
+
+def plot_interaction_importances(
+    importances: pd.DataFrame, *, annotate: bool = True, cmap: str = "viridis", ax=None
+):
+    """Heat map of field-pair importances (a symmetric field x field grid).
+
+    Parameters
+    ----------
+    importances : pandas.DataFrame
+        Output of :meth:`AFMClassifier.interaction_importances` (columns
+        ``field_a``, ``field_b``, ``weight``).
+    annotate : bool, default=True
+        Write each weight in its cell.
+    cmap : str, default="viridis"
+        Matplotlib colour map.
+    ax : matplotlib Axes, default=None
+        Where to draw; a new figure is made when None.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The axes drawn on. Fields are ordered by their total weight (the sum over
+        the pairs they are in), largest first; the diagonal is blank.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from sklattn.plotting import plot_interaction_importances
+    >>> imp = pd.DataFrame({"field_a": ["user", "user", "item"],
+    ...                     "field_b": ["item", "genre", "genre"],
+    ...                     "weight": [0.6, 0.3, 0.1]})
+    >>> ax = plot_interaction_importances(imp)
+    """
+    plt = _pyplot()
+    missing = {"field_a", "field_b", "weight"} - set(importances.columns)
+    if missing:
+        raise ValueError(
+            f"importances needs columns field_a, field_b and weight; missing {sorted(missing)}."
+        )
+    if importances.empty:
+        raise ValueError("No interaction importances to plot.")
+    totals = pd.concat([
+        importances.groupby("field_a")["weight"].sum(),
+        importances.groupby("field_b")["weight"].sum(),
+    ]).groupby(level=0).sum().sort_values(ascending=False, kind="stable")
+    fields = list(totals.index)
+    index = {f: i for i, f in enumerate(fields)}
+    grid = np.full((len(fields), len(fields)), np.nan)
+    for a, b, w in zip(importances["field_a"], importances["field_b"], importances["weight"],
+                       strict=True):
+        grid[index[a], index[b]] = grid[index[b], index[a]] = w
+    if ax is None:
+        size = max(4.0, 0.7 * len(fields) + 2)
+        _, ax = plt.subplots(figsize=(size + 1, size))
+    image = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap)
+    if annotate and len(fields) <= 20:
+        middle = np.nanmin(grid) + 0.6 * (np.nanmax(grid) - np.nanmin(grid))
+        for i in range(len(fields)):
+            for j in range(len(fields)):
+                if np.isfinite(grid[i, j]):
+                    ax.text(j, i, f"{grid[i, j]:.2f}", ha="center", va="center",
+                            fontsize=7, color="k" if grid[i, j] > middle else "w")
+    ax.set_xticks(range(len(fields)), [str(f) for f in fields], rotation=45, ha="right")
+    ax.set_yticks(range(len(fields)), [str(f) for f in fields])
+    ax.set_title("Mean attention weight of each field pair")
+    ax.figure.colorbar(image, ax=ax, label="weight")
+    return ax

@@ -161,8 +161,9 @@ def load_data(path: str):
     return meta, splits[0], splits[1], y_train, y_test
 
 
-def feature_columns(meta: dict, embedding_dim: int, fc):
-    """DeepCTR feature columns; each history shares its vocabulary's embedding table."""
+def feature_columns(meta: dict, embedding_dim: int, fc, combiner: str = "sum"):
+    """DeepCTR feature columns; each history shares its vocabulary's embedding table
+    and is pooled with ``combiner`` where a model pools it."""
     vocab_sizes = dict(meta["categorical"])
     columns = [
         fc.SparseFeat(name, vocabulary_size=size, embedding_dim=embedding_dim)
@@ -174,7 +175,7 @@ def feature_columns(meta: dict, embedding_dim: int, fc):
             name, vocabulary_size=vocab_sizes[vocab], embedding_dim=embedding_dim,
             embedding_name=vocab,
         )
-        columns.append(fc.VarLenSparseFeat(sparse, maxlen=seq["maxlen"], combiner="sum"))
+        columns.append(fc.VarLenSparseFeat(sparse, maxlen=seq["maxlen"], combiner=combiner))
     columns += [fc.DenseFeat(name, 1) for name in meta["numeric"]]
     return columns
 

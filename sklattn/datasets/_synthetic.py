@@ -159,3 +159,92 @@ def make_interest_sequences(
     if return_proba:
         return X, y, proba
     return X, y
+
+
+def make_field_interactions(
+    n_samples: int = 10000,
+    *,
+    n_fields: int = 8,
+    n_categories: int = 20,
+    informative_pair: tuple[int, int] = (0, 1),
+    strength: float = 3.0,
+    main_effect_scale: float = 0.0,
+    return_proba: bool = False,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """A categorical table whose clicks depend on one pair of fields interacting.
+
+    Every field ``f0 .. f{n_fields-1}`` takes one of ``n_categories`` values,
+    uniformly and independently. Each value ``c`` of the two informative fields
+    ``a, b`` has a hidden score ``z_a(c)``, ``z_b(c)`` ~ N(0, 1), and
+
+    ``p = sigmoid(strength * z_a(x_a) * z_b(x_b) + sum_i m_i(x_i))``
+
+    with main effects ``m_i`` ~ N(0, ``main_effect_scale``) (none by default). With
+    no main effects neither field alone says anything about the click: only their
+    interaction does, and a model that weights field pairs should find it. Since
+    ``p`` is returned, the optimal AUC is ``roc_auc_score(y, p)``.
+
+    Parameters
+    ----------
+    n_samples : int, default=10000
+        Number of rows.
+    n_fields : int, default=8
+        Number of categorical columns.
+    n_categories : int, default=20
+        Values per field.
+    informative_pair : tuple of two int, default=(0, 1)
+        The interacting fields.
+    strength : float, default=3.0
+        Scale of the interaction on the logit.
+    main_effect_scale : float, default=0.0
+        Standard deviation of every field's per-value main effect.
+    return_proba : bool, default=False
+        Also return the true click probabilities.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : pandas.DataFrame
+        String columns ``f0 .. f{n_fields-1}`` with values ``"v00"``, ``"v01"``, ...
+    y : ndarray of shape (n_samples,)
+        Clicks (0/1).
+    proba : ndarray of shape (n_samples,)
+        True click probabilities, if ``return_proba``.
+
+    Examples
+    --------
+    >>> from sklearn.metrics import roc_auc_score
+    >>> from sklattn.datasets import make_field_interactions
+    >>> X, y, p = make_field_interactions(2000, return_proba=True, random_state=0)
+    >>> X.shape
+    (2000, 8)
+    >>> bool(roc_auc_score(y, p) > 0.8)
+    True
+    """
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    if n_fields < 2:
+        raise ValueError(f"n_fields must be >= 2, got {n_fields}.")
+    a, b = (int(i) for i in informative_pair)
+    if a == b or not (0 <= a < n_fields and 0 <= b < n_fields):
+        raise ValueError(
+            f"informative_pair must name two different fields below n_fields={n_fields}; "
+            f"got {informative_pair}."
+        )
+    rng = check_random_state(random_state)
+    values = rng.randint(n_categories, size=(n_samples, n_fields))
+    z = rng.normal(size=(2, n_categories))
+    logit = strength * z[0, values[:, a]] * z[1, values[:, b]]
+    if main_effect_scale:
+        effects = rng.normal(0.0, main_effect_scale, size=(n_fields, n_categories))
+        logit = logit + effects[np.arange(n_fields), values].sum(axis=1)
+    proba = 1.0 / (1.0 + np.exp(-logit))
+    y = (rng.random_sample(n_samples) < proba).astype(np.int64)
+    width = len(str(n_categories - 1))
+    names = np.char.add("v", np.char.zfill(np.arange(n_categories).astype(str), max(2, width)))
+    X = pd.DataFrame({f"f{i}": names[values[:, i]] for i in range(n_fields)})
+    if return_proba:
+        return X, y, proba
+    return X, y

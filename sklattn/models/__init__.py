@@ -1,6 +1,13 @@
 """sklattn's estimators, one module per model."""
 
+from .afm import AFMClassifier, NFMClassifier
 from .dien import DIENClassifier
 from .din import DINClassifier, SumPoolingClassifier
 
-__all__ = ["DIENClassifier", "DINClassifier", "SumPoolingClassifier"]
+__all__ = [
+    "AFMClassifier",
+    "DIENClassifier",
+    "DINClassifier",
+    "NFMClassifier",
+    "SumPoolingClassifier",
+]

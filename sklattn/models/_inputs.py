@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from .._backend import keras
 from .._schema import Schema
-from ..layers import Embedding
+from ..layers import Embedding, MaskedPooling, NumericEmbedding
 
 ops = keras.ops
 
@@ -78,3 +78,32 @@ def embed_inputs(
                 out.categorical[name] = vectors[:, start, :]
             start = stop
     return out
+
+
+def field_names(schema: Schema) -> list[str]:
+    """The fields of a factorisation-machine model, in the order of :func:`embed_fields`:
+    categorical columns (candidates included), then sequences, then numeric columns."""
+    return [*schema.categorical, *schema.sequences, *schema.numeric]
+
+
+def embed_fields(inputs: list, schema: Schema, embedding_dim: int, *, l2: float = 0.0):
+    """One vector per field, stacked: ``(batch, len(field_names(schema)), embedding_dim)``.
+
+    A categorical column is its embedding; a behaviour sequence is the mean of its
+    valid behaviours' embeddings (the multi-hot field of a factorisation machine with
+    weights ``1 / length``; an empty history is the zero vector); a numeric column
+    ``x_k`` is ``x_k * v_k`` with a learned ``v_k``. Asked for ``embedding_dim + 1``
+    columns, the last one serves as the field's linear term ``w_i x_i`` (one lookup
+    gives both).
+    """
+    emb = embed_inputs(inputs, schema, embedding_dim, l2=l2)
+    fields = [ops.expand_dims(emb.categorical[c], 1) for c in schema.categorical]
+    for name in schema.sequences:
+        pooled = MaskedPooling("mean", name=f"mean_pooling_{name}")(
+            emb.sequences[name], emb.masks[name]
+        )
+        fields.append(ops.expand_dims(pooled, 1))
+    if schema.numeric:
+        numeric = NumericEmbedding(len(schema.numeric), embedding_dim, name="numeric_embedding")
+        fields.append(numeric(emb.numeric))
+    return fields[0] if len(fields) == 1 else ops.concatenate(fields, axis=1)
