@@ -392,14 +392,12 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
     def _to_arrays(self, X, *, reset: bool = False):
         """Split X into the int32 id matrix and the float32 numeric matrix."""
         schema = self.schema_
-        if not schema.int_columns and not isinstance(X, pd.DataFrame):
+        fitted_on_array = not reset and not hasattr(self, "feature_names_in_")
+        if not schema.int_columns and (not isinstance(X, pd.DataFrame) or fitted_on_array):
+            # Numeric features only; a DataFrame after a fit on an array gets scikit-learn's
+            # feature-name warning and is used by position.
             floats = validate_data(self, X, reset=reset, dtype=np.float32)
             return None, floats
-        if not isinstance(X, pd.DataFrame) and not hasattr(self, "feature_names_in_"):
-            raise TypeError(
-                f"{type(self).__name__} was fitted on a DataFrame with id columns; pass a "
-                f"pandas DataFrame with columns {schema.columns[:5]}..."
-            )
         if not isinstance(X, pd.DataFrame):
             raise TypeError(
                 f"{type(self).__name__} was fitted on a DataFrame with id columns; pass a "

@@ -266,3 +266,19 @@ def test_warm_started_fits_are_reproducible(sequence_data):
     assert a.n_iter_ == 2
     once = AFMClassifier(**params).fit(Xe, y)
     assert not np.allclose(once.predict_proba(Xe), a.predict_proba(Xe))
+
+
+def test_plain_numeric_arrays_are_fields():
+    """Without an encoder every column is numeric: each is a field x_k * v_k."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 3)).astype("float32")
+    y = (X[:, 0] * X[:, 1] > 0).astype(int)  # a pure interaction of columns 0 and 1
+    est = AFMClassifier(**{**TINY, "epochs": 15, "learning_rate": 0.05}).fit(X, y)
+    assert est.field_names_ == ["x0", "x1", "x2"]
+    assert roc_auc_score(y, est.predict_proba(X)[:, 1]) > 0.8
+    top = est.interaction_importances(X)
+    assert (top.iloc[0]["field_a"], top.iloc[0]["field_b"]) == ("x0", "x1")
+    with pytest.warns(UserWarning, match="feature names"):  # scikit-learn's warning
+        est.predict_proba(pd.DataFrame(X, columns=["a", "b", "c"]))
+    with pytest.raises(ValueError, match=r"1 feature\(s\)"):
+        AFMClassifier(**TINY).fit(X[:, :1], y)

@@ -283,8 +283,8 @@ class AFMClassifier(_FMBase):
 
         Parameters
         ----------
-        X : pandas.DataFrame
-            Encoded rows.
+        X : pandas.DataFrame or array-like
+            Encoded rows, as passed to ``fit``.
 
         Returns
         -------
@@ -305,7 +305,7 @@ class AFMClassifier(_FMBase):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or array-like
             Encoded rows (e.g. ``pipeline[:-1].transform(raw)``).
 
         Returns
