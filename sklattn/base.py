@@ -23,14 +23,14 @@ from sklearn.utils.validation import (
 )
 
 from ._backend import TF_BACKEND, keras, tf
+from ._schema import SCHEMA_ATTR, Schema
+from .layers import Embedding
+from .preprocessing import OOV_ID, find_sequence_columns
 
 try:  # TensorFlow's eager context: see _reseed_tensorflow
     from tensorflow.python.eager import context as tf_context
 except ImportError:  # pragma: no cover - no TensorFlow
     tf_context = None
-from ._schema import SCHEMA_ATTR, Schema
-from .layers import Embedding
-from .preprocessing import OOV_ID, find_sequence_columns
 
 __all__ = ["BaseSequenceClassifier"]
 
@@ -503,28 +503,42 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
             outputs.append(fn(ids, floats))
         return outputs
 
+    def _extra_outputs(self, X, name: str):
+        """Run ``_extra_models[name]`` (inference mode) over X in bounded chunks.
+
+        Returns the model's output for all rows: an array, or a dict of arrays for a
+        model with dict outputs, concatenated along the rows.
+        """
+        check_is_fitted(self, "model_")
+        model = self._extra_models.get(name)
+        if model is None:
+            raise ValueError("This model has no attended sequence (no candidate column).")
+
+        def run(ids, floats):
+            out = model([a for a in (ids, floats) if a is not None], training=False)
+            if isinstance(out, dict):
+                return {k: np.asarray(v) for k, v in out.items()}
+            return np.asarray(out)
+
+        chunks = self._run_chunks(X, run)
+        if isinstance(chunks[0], dict):
+            return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
+        return np.concatenate(chunks)
+
     def _position_weights(self, X, name: str) -> pd.DataFrame:
         """Tidy frame of the per-position weights output by ``_extra_models[name]``.
 
         The extra model returns ``{sequence name: (batch, steps) weights}``.
         """
         check_is_fitted(self, "model_")
-        model = self._extra_models.get(name)
-        if model is None:
+        if name not in self._extra_models:
             raise ValueError("This model has no attended sequence (no candidate column).")
         if not isinstance(X, pd.DataFrame):
             raise TypeError("X must be a pandas DataFrame of encoded rows.")
-
-        def weights(ids, floats):
-            args = [a for a in (ids, floats) if a is not None]
-            out = model(args, training=False)  # a list, as the functional inputs
-            return {k: np.asarray(v) for k, v in out.items()}
-
-        chunks = self._run_chunks(X, weights)
+        outputs = self._extra_outputs(X, name)
         index = np.asarray(X.index)
         frames = []
-        for seq in chunks[0]:
-            w = np.concatenate([c[seq] for c in chunks])
+        for seq, w in outputs.items():
             items = X[self.schema_.sequences[seq][0]].to_numpy(dtype=np.int64)
             r, t = np.nonzero(items != 0)
             frames.append(

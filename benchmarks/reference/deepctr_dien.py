@@ -94,8 +94,6 @@ and batch-prediction conventions.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
 import sys
 import time
@@ -109,10 +107,12 @@ import tensorflow as tf  # noqa: E402
 from deepctr_din import (  # noqa: E402
     PREDICT_BATCH,
     feature_columns,
+    fit_rates,
     fit_timed,
     import_deepctr,
     load_data,
     percentiles_ms,
+    print_result,
     units,
 )
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -259,7 +259,6 @@ def run(args: argparse.Namespace) -> dict:
     model = build_model(args, meta, negsampling, fc, models)
 
     first, rest = fit_timed(model, X_train, y_train, args)
-    fit_seconds = first + (rest or 0.0)
 
     proba = model.predict(X_test, batch_size=PREDICT_BATCH, verbose=0).ravel()
     auc = float(roc_auc_score(y_test, proba))
@@ -281,11 +280,7 @@ def run(args: argparse.Namespace) -> dict:
         "negsampling": negsampling,
         "alpha": args.alpha if negsampling else None,
         "auc": auc,
-        "fit_seconds": fit_seconds,
-        "train_samples_per_s": n_train * args.epochs / fit_seconds,
-        "train_samples_per_s_after_first_epoch": (
-            None if rest is None else n_train * (args.epochs - 1) / rest
-        ),
+        **fit_rates(n_train, args.epochs, first, rest),
         "predict_1row_ms_p50": predict_p50,
         "predict_1row_ms_p99": predict_p99,
         "call_1row_ms_p50": None,  # graph mode: a direct call returns a symbolic tensor
@@ -303,11 +298,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    stdout = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run(args)
-    print(json.dumps(result), file=stdout, flush=True)
+    print_result(run, parse_args(argv))
 
 
 if __name__ == "__main__":

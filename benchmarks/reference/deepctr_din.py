@@ -229,6 +229,26 @@ def fit_timed(model, X, y, args) -> tuple[float, float | None]:
     return first, time.perf_counter() - start
 
 
+def fit_rates(n_train: int, epochs: int, first: float, rest: float | None) -> dict:
+    """Training fields of the JSON line from the times of ``fit_timed``."""
+    fit_seconds = first + (rest or 0.0)
+    return {
+        "fit_seconds": fit_seconds,
+        "train_samples_per_s": n_train * epochs / fit_seconds,
+        "train_samples_per_s_after_first_epoch": (
+            None if rest is None else n_train * (epochs - 1) / rest
+        ),
+    }
+
+
+def print_result(run, args: argparse.Namespace) -> None:
+    """``run(args)`` with library prints sent to stderr; its dict as ONE JSON line on stdout."""
+    stdout = sys.stdout
+    with contextlib.redirect_stdout(sys.stderr):
+        result = run(args)
+    print(json.dumps(result), file=stdout, flush=True)
+
+
 def run(args: argparse.Namespace) -> dict:
     if args.graph_mode:
         tf.compat.v1.disable_eager_execution()
@@ -241,7 +261,6 @@ def run(args: argparse.Namespace) -> dict:
     model = build_model(args, meta, fc, models)
 
     first, rest = fit_timed(model, X_train, y_train, args)
-    fit_seconds = first + (rest or 0.0)
 
     proba = model.predict(X_test, batch_size=PREDICT_BATCH, verbose=0).ravel()
     auc = float(roc_auc_score(y_test, proba))
@@ -264,11 +283,7 @@ def run(args: argparse.Namespace) -> dict:
         "tensorflow": tf.__version__,
         "model": args.model,
         "auc": auc,
-        "fit_seconds": fit_seconds,
-        "train_samples_per_s": n_train * args.epochs / fit_seconds,
-        "train_samples_per_s_after_first_epoch": (
-            None if rest is None else n_train * (args.epochs - 1) / rest
-        ),
+        **fit_rates(n_train, args.epochs, first, rest),
         "predict_1row_ms_p50": predict_p50,
         "predict_1row_ms_p99": predict_p99,
         "call_1row_ms_p50": call_p50,
@@ -286,11 +301,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    stdout = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run(args)
-    print(json.dumps(result), file=stdout, flush=True)
+    print_result(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,7 @@ attention net) unless changed with ``--l2``.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import json
 import os
-import sys
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -30,10 +27,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import tensorflow as tf  # noqa: E402
 from deepctr_din import (  # noqa: E402
     feature_columns,
+    fit_rates,
     fit_timed,
     import_deepctr,
     load_data,
     percentiles_ms,
+    print_result,
     units,
 )
 from sklearn.metrics import roc_auc_score  # noqa: E402
@@ -83,7 +82,6 @@ def run(args: argparse.Namespace) -> dict:
         loss="binary_crossentropy",
     )
     first, rest = fit_timed(model, X_train, y_train, args)
-    fit_seconds = first + (rest or 0.0)
     n_train = len(y_train)
     proba = model.predict(X_test, batch_size=PREDICT_BATCH, verbose=0).ravel()
     row = {name: values[:1] for name, values in X_test.items()}
@@ -99,11 +97,7 @@ def run(args: argparse.Namespace) -> dict:
         "model": args.model,
         "auc": float(roc_auc_score(y_test, proba)),
         "build_seconds": build_seconds,
-        "fit_seconds": fit_seconds,
-        "train_samples_per_s": n_train * args.epochs / fit_seconds,
-        "train_samples_per_s_after_first_epoch": (
-            None if rest is None else n_train * (args.epochs - 1) / rest
-        ),
+        **fit_rates(n_train, args.epochs, first, rest),
         "predict_1row_ms_p50": predict_p50,
         "call_1row_ms_p50": call_p50,
         "n_train": n_train,
@@ -112,11 +106,7 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def main(argv=None) -> None:
-    args = parse_args(argv)
-    stdout = sys.stdout
-    with contextlib.redirect_stdout(sys.stderr):
-        result = run(args)
-    print(json.dumps(result), file=stdout, flush=True)
+    print_result(run, parse_args(argv))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from numbers import Integral, Real
 import numpy as np
 import pandas as pd
 from sklearn.utils._param_validation import Interval
-from sklearn.utils.validation import check_is_fitted
 
 from .._backend import keras
 from .._schema import Schema
@@ -292,13 +291,7 @@ class AFMClassifier(_FMBase):
             Column ``p`` is the pair ``(field_names_[i[p]], field_names_[j[p]])`` with
             ``i, j = sklattn.layers.pair_indices(len(field_names_))``; rows sum to 1.
         """
-        check_is_fitted(self, "model_")
-        model = self._extra_models["attention"]
-
-        def weights(ids, floats):
-            return np.asarray(model([a for a in (ids, floats) if a is not None], training=False))
-
-        return np.concatenate(self._run_chunks(X, weights)).astype(np.float64)
+        return self._extra_outputs(X, "attention").astype(np.float64)
 
     def interaction_importances(self, X) -> pd.DataFrame:
         """Mean attention weight of each field pair over the rows of X.

@@ -384,16 +384,12 @@ class DIENClassifier(BaseSequenceClassifier):
         float
         """
         check_is_fitted(self, "model_")
-        model = self._extra_models.get("auxiliary_loss")
-        if model is None:
+        if "auxiliary_loss" not in self._extra_models:
             raise ValueError("aux_loss_weight=0: this model has no auxiliary net.")
-
-        def stats(ids, floats):
-            args = [a for a in (ids, floats) if a is not None]
-            out = model(args, training=False)  # a list, as the functional inputs
-            return np.sum([np.asarray(v, dtype=np.float64).sum(axis=0) for v in out.values()], 0)
-
-        total, count = np.sum(self._run_chunks(X, stats), axis=0)
+        per_row = self._extra_outputs(X, "auxiliary_loss")  # {sequence: (n, [sum, count])}
+        total, count = np.sum(
+            [np.asarray(v, dtype=np.float64).sum(axis=0) for v in per_row.values()], axis=0
+        )
         return float(total / max(count, 1.0))
 
 
