@@ -85,3 +85,35 @@ def reference_python(env_var: str, default: str) -> str | None:
 def log(*args) -> None:
     print(*args, file=sys.stderr, flush=True)
 
+
+
+def movielens_retrieval(
+    maxlen: int = 20,
+    path: Path | None = None,
+    user_columns: tuple[str, ...] = ("gender", "age", "occupation"),
+):
+    """MovieLens-100k as a next-item retrieval task, leave-last-out.
+
+    Every rating is a positive interaction (the rating value is ignored). Events are
+    ordered by time per user (ties by file order); each row is one event: the user's
+    previous ``maxlen`` movies as ``hist_movie_1 .. hist_movie_{maxlen}`` (right-aligned,
+    the highest number the most recent, missing where the user has fewer), the event's
+    movie as ``movie``, ``user_id`` and the user's ``user_columns``.
+
+    Each user's last event is the test row; every earlier event with at least one
+    previous movie is a training row. Returns ``(X_train, X_test)`` as raw DataFrames.
+    """
+    from sklattn.datasets import load_movielens, make_history_table
+
+    data = load_movielens(path or SHARED_DATA / "ml-100k")
+    ratings = data.ratings.rename(columns={"item_id": "movie"})[
+        ["user_id", "movie", "timestamp"]
+    ]
+    table = make_history_table(ratings, item_col="movie", maxlen=maxlen, prefix="hist_movie")
+    table = table.merge(data.users[["user_id", *user_columns]], on="user_id", how="left")
+    last = ~table.duplicated("user_id", keep="last")
+    has_history = table[f"hist_movie_{maxlen}"].notna()
+    table = table.drop(columns=["timestamp"])
+    test = table[last].sort_values("user_id").reset_index(drop=True)
+    train = table[~last & has_history].reset_index(drop=True)
+    return train, test

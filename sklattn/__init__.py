@@ -5,6 +5,7 @@ from .models import (
     AFMClassifier,
     DIENClassifier,
     DINClassifier,
+    MINDRetriever,
     NFMClassifier,
     SumPoolingClassifier,
 )
@@ -16,6 +17,7 @@ __all__ = [
     "AFMClassifier",
     "DIENClassifier",
     "DINClassifier",
+    "MINDRetriever",
     "NFMClassifier",
     "SequenceEncoder",
     "SumPoolingClassifier",

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+
+import numpy as np
 
 SCHEMA_ATTR = "sklattn_schema"
 
@@ -63,3 +66,35 @@ class Schema:
             numeric=list(d["numeric"]),
             vocabulary_sizes=dict(d["vocabulary_sizes"]),
         )
+
+
+class VocabularyLabels(Mapping):
+    """Original values of each vocabulary: ``labels[vocab][k]`` is the value of id ``k + 2``.
+
+    A :class:`~sklattn.SequenceEncoder` puts one of these in the ``attrs`` of its
+    output (key ``"labels"`` of the schema), so that a model downstream in a
+    Pipeline can answer in original values (e.g. a retriever's top-N items). pandas
+    deep-copies ``attrs`` on most operations; this object is read-only and copies
+    as itself, so that costs nothing even for a catalogue of millions of items.
+    """
+
+    def __init__(self, vocabularies: Mapping[str, np.ndarray]) -> None:
+        self._vocabularies = dict(vocabularies)
+
+    def __getitem__(self, vocab: str) -> np.ndarray:
+        return self._vocabularies[vocab]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._vocabularies)
+
+    def __len__(self) -> int:
+        return len(self._vocabularies)
+
+    def __copy__(self) -> VocabularyLabels:
+        return self
+
+    def __deepcopy__(self, memo) -> VocabularyLabels:
+        return self
+
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__

@@ -32,7 +32,7 @@ try:  # TensorFlow's eager context: see _reseed_tensorflow
 except ImportError:  # pragma: no cover - no TensorFlow
     tf_context = None
 
-__all__ = ["BaseSequenceClassifier"]
+__all__ = ["BaseKerasEstimator", "BaseSequenceClassifier"]
 
 
 def _reseed_tensorflow(seed: int) -> None:
@@ -77,13 +77,14 @@ def _seeded(seed: int | None, *, build: bool = True):
         random.setstate(py_state)
 
 
-class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
-    """Base class of sklattn's binary click-through classifiers.
+class BaseKerasEstimator(BaseEstimator):
+    """Base class of every sklattn model: one Keras life cycle.
 
-    Subclasses supply the graph (:meth:`_build_graph`) and list their
-    hyper-parameters in ``__init__``; the base owns everything else: column
-    roles, input checks, Keras build/compile/fit, early stopping, warm starts,
-    seeding, compiled prediction and pickling. See ``docs/estimators.md``.
+    Subclasses supply the graph (:meth:`_build_graph`), the training loss
+    (:meth:`_loss`) and list their hyper-parameters in ``__init__``; the base owns
+    everything else: column roles, input checks, Keras build/compile/fit, early
+    stopping, warm starts, seeding, compiled inference and pickling. See
+    ``docs/estimators.md``.
 
     Column roles come, in order of precedence, from the ``sequences`` /
     ``categorical`` parameters (for an already-encoded integer DataFrame),
@@ -95,15 +96,11 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         "sequences": [dict, None],
         "categorical": ["array-like", None],
         "embedding_dim": [Interval(Integral, 1, None, closed="left")],
-        "hidden_units": ["array-like"],
-        "activation": [StrOptions({"dice", "prelu", "relu", "sigmoid", "tanh", "gelu"})],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "learning_rate": [Interval(Real, 0, None, closed="neither")],
         "validation_fraction": [Interval(Real, 0, 1, closed="neither"), None],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left")],
-        "class_weight": [dict, StrOptions({"balanced"}), None],
         "warm_start": ["boolean"],
         "random_state": ["random_state"],
         "verbose": ["verbose"],
@@ -118,6 +115,14 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
     def _build_graph(self, schema: Schema) -> tuple[keras.Model, dict[str, keras.Model]]:
         """Return the training model (one logit per row) and auxiliary models
         that share its layers (e.g. ``{"attention": ...}``)."""
+
+    @abstractmethod
+    def _loss(self) -> keras.losses.Loss:
+        """The loss ``model_`` is compiled with."""
+
+    def _serving_model(self) -> keras.Model:
+        """The model whose inference function is traced once after fitting."""
+        return self.model_
 
     def _check_roles(self, schema: Schema, absent: Sequence[str]) -> None:
         """Raise if the schema lacks what the model needs (hook for subclasses)."""
@@ -138,82 +143,22 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         return TF_BACKEND and n_train >= 300_000
 
     # ------------------------------------------------------------------- fit
-    def fit(self, X, y, sample_weight=None) -> BaseSequenceClassifier:
-        """Fit the model.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
-            Encoded features (usually the output of a SequenceEncoder).
-        y : array-like of shape (n_samples,)
-            Binary labels (any two values; see ``classes_``).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the loss.
-
-        Returns
-        -------
-        self
-            The fitted estimator.
-        """
-        self._validate_params()
-        reset = not (self.warm_start and hasattr(self, "model_"))
-        return self._fit(X, y, sample_weight, epochs=self.epochs, reset=reset, classes=None)
-
-    def partial_fit(self, X, y, classes=None, sample_weight=None) -> BaseSequenceClassifier:
-        """Train one epoch on ``(X, y)``, building the model on the first call.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
-            Encoded features.
-        y : array-like of shape (n_samples,)
-            Binary labels.
-        classes : array-like of shape (2,), default=None
-            Both labels; needed on the first call unless ``y`` holds both.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the loss.
-
-        Returns
-        -------
-        self
-            The updated estimator.
-        """
-        if not hasattr(self, "model_"):
-            self._validate_params()
-        return self._fit(
-            X, y, sample_weight, epochs=1, reset=not hasattr(self, "model_"), classes=classes,
-            validate=False,
-        )
-
-    def _fit(self, X, y, sample_weight, *, epochs, reset, classes, validate=True):
-        if y is None:
-            raise ValueError(
-                f"{type(self).__name__} requires y to be passed, but the target y is None."
-            )
+    def _prepare(self, X, *, reset: bool):
+        """Resolve column roles (on a fresh fit) and convert X to id / float arrays."""
         if reset:
             self._n_fit_calls = 0
             self.schema_ = self._resolve_schema(X)
-        ids, floats = self._to_arrays(X, reset=reset)
-        y_enc = self._encode_y(y, reset=reset, classes=classes)
-        if len(y_enc) != len(ids if ids is not None else floats):
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: "
-                f"{len(ids if ids is not None else floats)} != {len(y_enc)}."
-            )
-        weights = None
-        if sample_weight is not None or self.class_weight is not None:
-            weights = _check_sample_weight(sample_weight, y_enc, dtype=np.float64)
-            if self.class_weight is not None:
-                weights = weights * compute_sample_weight(self.class_weight, y_enc)
-            weights = weights.astype(np.float32)
+        return self._to_arrays(X, reset=reset)
 
+    def _train(self, ids, floats, targets, weights, *, epochs, reset, validate, stratify):
+        """Build (when ``reset``) and train ``model_`` on prepared arrays."""
         seed = self._seed()
         with _seeded(None if seed is None else seed + self._n_fit_calls, build=reset):
             if reset:
-                self._build_models(n_train=len(y_enc) * self.epochs)
+                self._build_models(n_train=len(targets) * self.epochs)
                 self._set_data_statistics(ids)
             self._n_fit_calls += 1
-            history = self._keras_fit(ids, floats, y_enc, weights, epochs, validate)
+            history = self._keras_fit(ids, floats, targets, weights, epochs, validate, stratify)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         losses = self.history_.get("loss", [])
         if losses and not np.isfinite(losses[-1]):
@@ -230,7 +175,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
             self._make_predict_fn()
         return self
 
-    def _keras_fit(self, ids, floats, y, weights, epochs, validate):
+    def _keras_fit(self, ids, floats, y, weights, epochs, validate, stratify):
         arrays = [a for a in (ids, floats) if a is not None]
         callbacks = [keras.callbacks.TerminateOnNaN()]
         validation_data = None
@@ -238,7 +183,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
             parts = train_test_split(
                 *arrays, y, *([weights] if weights is not None else []),
                 test_size=self.validation_fraction,
-                stratify=y,
+                stratify=y if stratify else None,
                 random_state=self._seed(),
             )
             train, val = parts[0::2], parts[1::2]
@@ -275,11 +220,14 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
             jit = self._use_xla(n_train)
         model.compile(
             optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-            loss=keras.losses.BinaryCrossentropy(from_logits=True),
+            loss=self._loss(),
             jit_compile=bool(jit),
             # Several batches per call of the compiled step: ~10% faster on CPU.
             steps_per_execution=16,
         )
+        # Create Adam's slots now: created inside the first trace of the train step,
+        # they make TensorFlow trace it a second time (about 1.3 s of every fresh fit).
+        model.optimizer.build(model.trainable_variables)
         self.model_ = model
         self._extra_models = extras
 
@@ -304,29 +252,6 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "_drawn_seed"):
             self._drawn_seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         return self._drawn_seed
-
-    # ------------------------------------------------------------- targets
-    def _encode_y(self, y, *, reset: bool, classes) -> np.ndarray:
-        y = column_or_1d(y, warn=True)
-        check_classification_targets(y)
-        if reset:
-            labels = np.unique(classes if classes is not None else y)
-            if len(labels) < 2:
-                raise ValueError(
-                    f"{type(self).__name__} needs samples of 2 classes; got 1 class "
-                    f"({labels[0]!r})." if len(labels) else "y is empty."
-                )
-            if len(labels) > 2 or type_of_target(labels) not in ("binary", "multiclass"):
-                raise ValueError(
-                    "Only binary classification is supported. The type of the target is "
-                    f"{type_of_target(y)}: {type(self).__name__} predicts click / no click, "
-                    f"but y has {len(labels)} classes."
-                )
-            self.classes_ = labels
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if len(unknown):
-            raise ValueError(f"y contains labels not in classes_ {self.classes_}: {unknown}.")
-        return np.searchsorted(self.classes_, y).astype(np.float32)
 
     # ------------------------------------------------------------- features
     def _resolve_schema(self, X) -> Schema:
@@ -462,7 +387,7 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------- predict
     def _make_predict_fn(self) -> None:
         """Trace the inference graph once; calls then skip Keras' predict loop."""
-        model = self.model_
+        model = self._serving_model()
         n_inputs = int(bool(self.schema_.int_columns)) + int(bool(self.schema_.numeric))
         if not TF_BACKEND:  # pragma: no cover - other Keras backends
             def run(*arrays):
@@ -554,6 +479,146 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
             )
         return pd.concat(frames, ignore_index=True)
 
+    # ---------------------------------------------------------- persistence
+    def __getstate__(self):
+        state = super().__getstate__()
+        state = dict(state)
+        model = state.pop("model_", None)
+        state.pop("_extra_models", None)
+        state.pop("_predict_fn", None)
+        if model is not None:
+            state["_model_weights"] = [np.array(w) for w in model.get_weights()]
+        return state
+
+    def __setstate__(self, state):
+        weights = state.pop("_model_weights", None)
+        super().__setstate__(state)
+        if weights is not None:
+            self._build_models()
+            self.model_.set_weights(weights)
+            self._make_predict_fn()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.categorical = True
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+class BaseSequenceClassifier(ClassifierMixin, BaseKerasEstimator):
+    """Base class of sklattn's binary click-through classifiers.
+
+    Adds to :class:`BaseKerasEstimator` what a classifier needs: label encoding
+    (``classes_``), class weights, a stratified validation split, the binary
+    cross-entropy on one logit per row and ``decision_function`` /
+    ``predict_proba`` / ``predict``.
+    """
+
+    _parameter_constraints: dict = {
+        **BaseKerasEstimator._parameter_constraints,
+        "hidden_units": ["array-like"],
+        "activation": [StrOptions({"dice", "prelu", "relu", "sigmoid", "tanh", "gelu"})],
+        "dropout": [Interval(Real, 0, 1, closed="left")],
+        "class_weight": [dict, StrOptions({"balanced"}), None],
+    }
+
+    def _loss(self) -> keras.losses.Loss:
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def fit(self, X, y, sample_weight=None) -> BaseSequenceClassifier:
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
+            Encoded features (usually the output of a SequenceEncoder).
+        y : array-like of shape (n_samples,)
+            Binary labels (any two values; see ``classes_``).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+        """
+        self._validate_params()
+        reset = not (self.warm_start and hasattr(self, "model_"))
+        return self._fit(X, y, sample_weight, epochs=self.epochs, reset=reset, classes=None)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None) -> BaseSequenceClassifier:
+        """Train one epoch on ``(X, y)``, building the model on the first call.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
+            Encoded features.
+        y : array-like of shape (n_samples,)
+            Binary labels.
+        classes : array-like of shape (2,), default=None
+            Both labels; needed on the first call unless ``y`` holds both.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self
+            The updated estimator.
+        """
+        if not hasattr(self, "model_"):
+            self._validate_params()
+        return self._fit(
+            X, y, sample_weight, epochs=1, reset=not hasattr(self, "model_"), classes=classes,
+            validate=False,
+        )
+
+    def _fit(self, X, y, sample_weight, *, epochs, reset, classes, validate=True):
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        ids, floats = self._prepare(X, reset=reset)
+        y_enc = self._encode_y(y, reset=reset, classes=classes)
+        if len(y_enc) != len(ids if ids is not None else floats):
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: "
+                f"{len(ids if ids is not None else floats)} != {len(y_enc)}."
+            )
+        weights = None
+        if sample_weight is not None or self.class_weight is not None:
+            weights = _check_sample_weight(sample_weight, y_enc, dtype=np.float64)
+            if self.class_weight is not None:
+                weights = weights * compute_sample_weight(self.class_weight, y_enc)
+            weights = weights.astype(np.float32)
+        return self._train(
+            ids, floats, y_enc, weights, epochs=epochs, reset=reset, validate=validate,
+            stratify=True,
+        )
+
+    # ------------------------------------------------------------- targets
+    def _encode_y(self, y, *, reset: bool, classes) -> np.ndarray:
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if reset:
+            labels = np.unique(classes if classes is not None else y)
+            if len(labels) < 2:
+                raise ValueError(
+                    f"{type(self).__name__} needs samples of 2 classes; got 1 class "
+                    f"({labels[0]!r})." if len(labels) else "y is empty."
+                )
+            if len(labels) > 2 or type_of_target(labels) not in ("binary", "multiclass"):
+                raise ValueError(
+                    "Only binary classification is supported. The type of the target is "
+                    f"{type_of_target(y)}: {type(self).__name__} predicts click / no click, "
+                    f"but y has {len(labels)} classes."
+                )
+            self.classes_ = labels
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if len(unknown):
+            raise ValueError(f"y contains labels not in classes_ {self.classes_}: {unknown}.")
+        return np.searchsorted(self.classes_, y).astype(np.float32)
+
+    # ------------------------------------------------------------- predict
     def decision_function(self, X) -> np.ndarray:
         """Logit of the positive class (``classes_[1]``) for each row.
 
@@ -607,30 +672,9 @@ class BaseSequenceClassifier(ClassifierMixin, BaseEstimator):
         positive = self.decision_function(X) > 0  # checks that the model is fitted
         return self.classes_[positive.astype(int)]
 
-    # ---------------------------------------------------------- persistence
-    def __getstate__(self):
-        state = super().__getstate__()
-        state = dict(state)
-        model = state.pop("model_", None)
-        state.pop("_extra_models", None)
-        state.pop("_predict_fn", None)
-        if model is not None:
-            state["_model_weights"] = [np.array(w) for w in model.get_weights()]
-        return state
-
-    def __setstate__(self, state):
-        weights = state.pop("_model_weights", None)
-        super().__setstate__(state)
-        if weights is not None:
-            self._build_models()
-            self.model_.set_weights(weights)
-            self._make_predict_fn()
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
-        tags.input_tags.categorical = True
-        tags.non_deterministic = self.random_state is None
         return tags
 
 

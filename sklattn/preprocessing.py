@@ -12,7 +12,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._schema import SCHEMA_ATTR, Schema
+from ._schema import SCHEMA_ATTR, Schema, VocabularyLabels
 
 __all__ = ["SequenceEncoder", "find_sequence_columns", "PAD_ID", "OOV_ID"]
 
@@ -381,6 +381,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             if vocab not in self.schema_.categorical:
                 self.schema_.categorical[vocab] = vocab
         self._output_columns = self.schema_.columns
+        self._labels = VocabularyLabels(self.vocabularies_)
         return self
 
     # ------------------------------------------------------------ transform
@@ -463,6 +464,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             out = pd.concat([out, floats], axis=1)
         schema = self.schema_.to_dict()
         schema["absent"] = absent
+        schema["labels"] = self._labels
         out.attrs[SCHEMA_ATTR] = schema
         return out
 

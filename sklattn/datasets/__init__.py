@@ -1,7 +1,11 @@
 """Synthetic data with a known optimum and MovieLens loaders."""
 
 from ._movielens import fetch_movielens, load_movielens, make_history_table
-from ._synthetic import make_field_interactions, make_interest_sequences
+from ._synthetic import (
+    make_field_interactions,
+    make_interest_sequences,
+    make_multi_interest_sequences,
+)
 
 __all__ = [
     "fetch_movielens",
@@ -9,4 +13,5 @@ __all__ = [
     "make_field_interactions",
     "make_history_table",
     "make_interest_sequences",
+    "make_multi_interest_sequences",
 ]

@@ -248,3 +248,94 @@ def make_field_interactions(
     if return_proba:
         return X, y, proba
     return X, y
+
+
+def make_multi_interest_sequences(
+    n_users: int = 500,
+    *,
+    n_clusters: int = 20,
+    items_per_cluster: int = 10,
+    interests_per_user: int = 2,
+    history_length: int = 10,
+    events_per_user: int = 1,
+    noise: float = 0.0,
+    random_state: int | np.random.RandomState | None = None,
+) -> pd.DataFrame:
+    """Next-item logs of users with several distinct interests.
+
+    Items belong to ``n_clusters`` clusters of ``items_per_cluster`` items (item ``i``
+    is in cluster ``i // items_per_cluster``). Each user has ``interests_per_user``
+    distinct clusters; every event picks one of them uniformly and an item of it
+    uniformly (with probability ``noise`` any item instead). A user's events form a
+    sequence; each row holds the previous ``history_length`` items as
+    ``hist_item_1 .. hist_item_{history_length}`` (oldest first) and the next one as
+    ``item``. With ``events_per_user > 1`` the user contributes that many
+    consecutive rows (the history window sliding by one event).
+
+    The best possible retriever knows each user's clusters: with ``noise=0`` its
+    top ``interests_per_user * items_per_cluster`` items always contain the next
+    item. A single user vector must score several clusters at once, which an
+    inner product can do only approximately when the clusters outnumber the
+    embedding dimensions: the case MIND's multiple interests are for.
+
+    Parameters
+    ----------
+    n_users : int, default=500
+        Number of users.
+    n_clusters : int, default=20
+        Number of item clusters.
+    items_per_cluster : int, default=10
+        Items per cluster.
+    interests_per_user : int, default=2
+        Clusters each user draws from.
+    history_length : int, default=10
+        Items of history per row.
+    events_per_user : int, default=1
+        Rows per user.
+    noise : float, default=0.0
+        Probability that an event is a uniformly random item.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``user_id``, ``hist_item_1 .. hist_item_{history_length}`` and
+        ``item`` (integer item ids), ``n_users * events_per_user`` rows, the rows
+        of a user consecutive and in time order.
+
+    Examples
+    --------
+    >>> from sklattn.datasets import make_multi_interest_sequences
+    >>> X = make_multi_interest_sequences(n_users=3, history_length=4, random_state=0)
+    >>> list(X.columns)
+    ['user_id', 'hist_item_1', 'hist_item_2', 'hist_item_3', 'hist_item_4', 'item']
+    """
+    if interests_per_user > n_clusters:
+        raise ValueError(
+            f"interests_per_user={interests_per_user} exceeds n_clusters={n_clusters}."
+        )
+    if history_length < 1 or events_per_user < 1:
+        raise ValueError("history_length and events_per_user must be at least 1.")
+    if not 0.0 <= noise <= 1.0:
+        raise ValueError(f"noise must be in [0, 1]; got {noise}.")
+    rng = check_random_state(random_state)
+    n_items = n_clusters * items_per_cluster
+    length = history_length + events_per_user
+    clusters = np.argsort(rng.random_sample((n_users, n_clusters)), axis=1)[
+        :, :interests_per_user
+    ]
+    chosen = clusters[np.arange(n_users)[:, None], rng.randint(interests_per_user,
+                                                               size=(n_users, length))]
+    events = chosen * items_per_cluster + rng.randint(items_per_cluster, size=(n_users, length))
+    random_items = rng.randint(n_items, size=(n_users, length))
+    events = np.where(rng.random_sample((n_users, length)) < noise, random_items, events)
+    windows = np.lib.stride_tricks.sliding_window_view(events, history_length + 1, axis=1)
+    windows = windows.reshape(-1, history_length + 1)
+    frame = pd.DataFrame(
+        windows[:, :history_length],
+        columns=[f"hist_item_{i}" for i in range(1, history_length + 1)],
+    )
+    frame.insert(0, "user_id", np.repeat(np.arange(n_users), events_per_user))
+    frame["item"] = windows[:, history_length]
+    return frame
