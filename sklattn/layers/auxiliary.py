@@ -15,6 +15,22 @@ ops = keras.ops
 _INFERENCE_SEED = 20190000
 
 
+def sampling_distribution(weights) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities proportional to ``weights`` over ids >= 2 (0 = padding and 1 = unseen
+    are never drawn; all-zero weights fall back to uniform) and their CDF, whose last
+    drawable item closes the interval at exactly 1. Both float32."""
+    p = np.asarray(weights, dtype=np.float64).copy()
+    p[:2] = 0.0
+    if p.sum() <= 0:
+        p[2:] = 1.0
+    total = p.sum()
+    p = p / total if total > 0 else p
+    cdf = np.cumsum(p)
+    if cdf[-1] > 0:
+        cdf[np.flatnonzero(p)[-1]:] = 1.0
+    return p.astype(np.float32), cdf.astype(np.float32)
+
+
 @keras.saving.register_keras_serializable(package="sklattn")
 class NegativeSampler(keras.layers.Layer):
     """Draws one negative item per position, never equal to the position's item.
@@ -67,13 +83,13 @@ class NegativeSampler(keras.layers.Layer):
 
     def build(self, positives_shape=None) -> None:
         v = self.vocabulary_size
-        uniform = self._probabilities(np.ones(v))
+        uniform, uniform_cdf = sampling_distribution(np.ones(v))
         self.probabilities = self.add_weight(
             shape=(v,), initializer=keras.initializers.Constant(uniform), trainable=False,
             name="probabilities",
         )
         self.cdf = self.add_weight(
-            shape=(v,), initializer=keras.initializers.Constant(np.cumsum(uniform)),
+            shape=(v,), initializer=keras.initializers.Constant(uniform_cdf),
             trainable=False, name="cdf",
         )
         self.side_ids = None
@@ -83,26 +99,15 @@ class NegativeSampler(keras.layers.Layer):
                 dtype="int32", trainable=False, name="side_ids",
             )
 
-    def _probabilities(self, weights: np.ndarray) -> np.ndarray:
-        p = np.asarray(weights, dtype=np.float64).copy()
-        p[:2] = 0.0
-        if p.sum() <= 0:
-            p[2:] = 1.0
-        total = p.sum()
-        return (p / total if total > 0 else p).astype(np.float32)
-
     def set_distribution(self, weights, side_ids=None) -> None:
         """Draw item ``i`` with probability proportional to ``weights[i]`` (ids >= 2).
 
         ``side_ids`` is ``(vocabulary_size, n_side)``: the side feature ids of
         each item. All-zero weights fall back to uniform.
         """
-        p = self._probabilities(weights)
-        cdf = np.cumsum(p.astype(np.float64))
-        if cdf[-1] > 0:
-            cdf[np.flatnonzero(p)[-1]:] = 1.0  # the last drawable item closes the interval
+        p, cdf = sampling_distribution(weights)
         self.probabilities.assign(p)
-        self.cdf.assign(cdf.astype(np.float32))
+        self.cdf.assign(cdf)
         if self.n_side:
             side = np.asarray(side_ids, dtype=np.int32).reshape(self.vocabulary_size, self.n_side)
             self.side_ids.assign(side)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .._backend import keras
+from .auxiliary import sampling_distribution
 
 ops = keras.ops
 
@@ -64,7 +65,7 @@ class CandidateSampler(keras.layers.Layer):
         self.seed_generator = keras.random.SeedGenerator(seed)
 
     def build(self, targets_shape=None) -> None:
-        p, cdf = self._distribution(np.ones(self.vocabulary_size))
+        p, cdf = sampling_distribution(np.ones(self.vocabulary_size))
         self.probabilities = self.add_weight(
             shape=(self.vocabulary_size,), initializer=keras.initializers.Constant(p),
             trainable=False, name="probabilities",
@@ -74,25 +75,12 @@ class CandidateSampler(keras.layers.Layer):
             trainable=False, name="cdf",
         )
 
-    @staticmethod
-    def _distribution(weights) -> tuple[np.ndarray, np.ndarray]:
-        p = np.asarray(weights, dtype=np.float64).copy()
-        p[:2] = 0.0
-        if p.sum() <= 0:
-            p[2:] = 1.0
-        total = p.sum()
-        p = p / total if total > 0 else p
-        cdf = np.cumsum(p)
-        if cdf[-1] > 0:
-            cdf[np.flatnonzero(p)[-1]:] = 1.0  # the last drawable item closes the interval
-        return p.astype(np.float32), cdf.astype(np.float32)
-
     def set_distribution(self, weights) -> None:
         """Draw item ``i`` with probability proportional to ``weights[i]`` (ids >= 2).
 
         All-zero weights fall back to uniform.
         """
-        p, cdf = self._distribution(weights)
+        p, cdf = sampling_distribution(weights)
         self.probabilities.assign(p)
         self.cdf.assign(cdf)
 
