@@ -47,6 +47,7 @@ from sklearn.preprocessing import OneHotEncoder
 
 from sklattn import AFMClassifier, NFMClassifier, SequenceEncoder
 from sklattn._backend import keras
+from sklattn._data import to_arrays
 from sklattn.datasets import make_field_interactions
 from sklattn.models.afm import build_fm_graph
 
@@ -156,8 +157,8 @@ def save_heat_map(importances, path: str) -> None:
 def raw_keras_throughput(schema, ids: np.ndarray, y: np.ndarray, batch_size: int) -> float:
     """Samples/s of the second epoch of the same AFM graph compiled and fitted by hand."""
     keras.utils.set_random_seed(0)
-    model, _ = build_fm_graph(schema, interaction="attention", embedding_dim=8,
-                              attention_factor=8)
+    model = build_fm_graph(schema, interaction="attention", embedding_dim=8,
+                           attention_factor=8).model
     model.compile(optimizer=keras.optimizers.Adam(1e-3),
                   loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   steps_per_execution=16)
@@ -198,7 +199,7 @@ def fields(args, python: str | None) -> None:
         ):
             ours[name] = two_epochs(est, E_train, y[:n], E_test)
             emit(**task, library="sklattn", model=name, **ours[name])
-        ids, _ = est._to_arrays(E_train)
+        ids, _ = to_arrays(est, E_train)
         raw = raw_keras_throughput(est.schema_, ids, y[:n].astype("float32"), args.batch_size)
         emit(**task, library="raw Keras (same AFM graph)", train_samples_per_s=raw,
              wrapper_throughput_ratio=ours["AFM"]["train_samples_per_s"] / raw)

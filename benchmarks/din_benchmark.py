@@ -25,6 +25,7 @@ from sklearn.pipeline import make_pipeline
 
 from sklattn import DINClassifier, SequenceEncoder, SumPoolingClassifier
 from sklattn._backend import keras
+from sklattn._data import to_arrays
 from sklattn.datasets import make_interest_sequences
 from sklattn.models.din import build_din_graph
 
@@ -59,17 +60,17 @@ def main() -> None:
 
     # raw Keras, same graph and settings
     keras.utils.set_random_seed(0)
-    model, _ = build_din_graph(
+    model = build_din_graph(
         din.schema_, embedding_dim=8, hidden_units=(256, 128), attention_units=(80, 40),
         activation="prelu",
-    )
+    ).model
     model.compile(
         optimizer=keras.optimizers.Adam(3e-3),
         loss=keras.losses.BinaryCrossentropy(from_logits=True),
         jit_compile=resolved_jit,
     )
-    ids_train, floats_train = din._to_arrays(E_train)
-    ids_test, floats_test = din._to_arrays(E_test)
+    ids_train, floats_train = to_arrays(din, E_train)
+    ids_test, floats_test = to_arrays(din, E_test)
 
     def keras_fit():
         return model.fit(

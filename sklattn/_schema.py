@@ -1,13 +1,28 @@
-"""Column roles shared by the encoder and the estimators."""
+"""The column contract between the encoder and the models.
+
+One place says what an encoded column is: the id conventions (:data:`PAD_ID`,
+:data:`OOV_ID`, :data:`FIRST_ID`), the roles of the columns (:class:`Schema`) and
+where each role sits in the id matrix a model reads. Nothing here imports
+TensorFlow.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
+#: Key of the schema in the ``attrs`` of a SequenceEncoder's output.
 SCHEMA_ATTR = "sklattn_schema"
+
+PAD_ID = 0
+"""Id of padding and of missing values."""
+OOV_ID = 1
+"""Id of values not seen (or rarer than ``min_frequency``) when the encoder was fitted."""
+FIRST_ID = 2
+"""Id of the first real value of a vocabulary: value ``k`` of a vocabulary has id
+``k + FIRST_ID``, so a vocabulary of ``n`` values has ``n + FIRST_ID`` ids."""
 
 
 @dataclass
@@ -36,8 +51,38 @@ class Schema:
 
     @property
     def int_columns(self) -> list[str]:
+        """Columns of the id matrix, in order: every sequence's columns, then the
+        categorical columns."""
         cols = [c for seq_cols, _ in self.sequences.values() for c in seq_cols]
         return cols + list(self.categorical)
+
+    @property
+    def column_vocabularies(self) -> list[str]:
+        """The vocabulary of each column of the id matrix (aligned with :attr:`int_columns`)."""
+        vocabs = [vocab for cols, vocab in self.sequences.values() for _ in cols]
+        return vocabs + list(self.categorical.values())
+
+    def positions(self, columns: Iterable[str]) -> list[int]:
+        """Positions of ``columns`` in the id matrix, in the order given."""
+        index = {c: i for i, c in enumerate(self.int_columns)}
+        return [index[c] for c in columns]
+
+    def vocabulary_positions(self, vocabulary: str) -> list[int]:
+        """Positions of every id-matrix column that draws on ``vocabulary``."""
+        return [i for i, v in enumerate(self.column_vocabularies) if v == vocabulary]
+
+    def sequence_positions(self, name: str, *, with_candidate: bool = False) -> list[int]:
+        """Positions of sequence ``name``'s columns (oldest first) and, with
+        ``with_candidate`` and when it is a column, of its candidate last."""
+        cols, vocab = self.sequences[name]
+        if with_candidate and vocab in self.categorical:
+            cols = [*cols, vocab]
+        return self.positions(cols)
+
+    def candidate_of(self, name: str) -> str | None:
+        """The candidate column of sequence ``name``, or None when X has no such column."""
+        vocab = self.sequences[name][1]
+        return vocab if self.categorical.get(vocab) == vocab else None
 
     @property
     def columns(self) -> list[str]:
@@ -69,7 +114,8 @@ class Schema:
 
 
 class VocabularyLabels(Mapping):
-    """Original values of each vocabulary: ``labels[vocab][k]`` is the value of id ``k + 2``.
+    """Original values of each vocabulary: ``labels[vocab][k]`` is the value of id
+    ``k + FIRST_ID``.
 
     A :class:`~sklattn.SequenceEncoder` puts one of these in the ``attrs`` of its
     output (key ``"labels"`` of the schema), so that a model downstream in a

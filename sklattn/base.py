@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import random
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from numbers import Integral, Real
 
 import numpy as np
@@ -15,24 +16,43 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state, compute_sample_weight
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
-from sklearn.utils.validation import (
-    _check_sample_weight,
-    check_is_fitted,
-    column_or_1d,
-    validate_data,
-)
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ._backend import TF_BACKEND, keras, tf
-from ._schema import SCHEMA_ATTR, Schema
-from .layers import Embedding
-from .preprocessing import OOV_ID, find_sequence_columns
+from ._data import resolve_schema, to_arrays
+from ._schema import Schema
 
 try:  # TensorFlow's eager context: see _reseed_tensorflow
     from tensorflow.python.eager import context as tf_context
 except ImportError:  # pragma: no cover - no TensorFlow
     tf_context = None
 
-__all__ = ["BaseKerasEstimator", "BaseSequenceClassifier"]
+__all__ = ["BaseKerasClassifier", "BaseKerasEstimator", "Graph"]
+
+
+@dataclass
+class Graph:
+    """What a model's graph-building function returns.
+
+    Attributes
+    ----------
+    model : keras.Model
+        The training model: inputs as ``models._blocks.model_inputs`` (the id matrix,
+        the numeric matrix), one output per row (a logit, or a retriever's loss).
+    extras : dict of str to keras.Model
+        Models that share its layers and give other outputs (attention weights,
+        interests...), run by ``BaseKerasEstimator._extra_outputs``.
+    tables : dict of str to sklattn.layers.Embedding
+        The embedding table of each vocabulary.
+    layers : dict of str to object
+        Other layers (or dicts of layers) the estimator needs after the build, e.g.
+        samplers whose distribution comes from the training data.
+    """
+
+    model: keras.Model
+    extras: dict = field(default_factory=dict)
+    tables: Mapping = field(default_factory=dict)
+    layers: dict = field(default_factory=dict)
 
 
 def _reseed_tensorflow(seed: int) -> None:
@@ -78,13 +98,14 @@ def _seeded(seed: int | None, *, build: bool = True):
 
 
 class BaseKerasEstimator(BaseEstimator):
-    """Base class of every sklattn model: one Keras life cycle.
+    """Base class of every sklattn model: the whole Keras life cycle.
 
-    Subclasses supply the graph (:meth:`_build_graph`), the training loss
-    (:meth:`_loss`) and list their hyper-parameters in ``__init__``; the base owns
-    everything else: column roles, input checks, Keras build/compile/fit, early
-    stopping, warm starts, seeding, compiled inference and pickling. See
-    ``docs/estimators.md``.
+    A model supplies its graph (:meth:`_build_graph`), its training loss
+    (:meth:`_loss`) and lists its hyper-parameters in ``__init__``; the base owns
+    everything else: column roles and input conversion (through ``sklattn._data``),
+    ``fit`` / ``partial_fit``, Keras build/compile/fit, early stopping, warm starts,
+    seeding, compiled inference, chunked extra outputs and pickling. See
+    ``docs/architecture.md`` and ``docs/estimators.md``.
 
     Column roles come, in order of precedence, from the ``sequences`` /
     ``categorical`` parameters (for an already-encoded integer DataFrame),
@@ -107,14 +128,18 @@ class BaseKerasEstimator(BaseEstimator):
         "jit_compile": ["boolean", StrOptions({"auto"})],
     }
 
-    #: Rows converted and scored per step of ``predict_proba``.
+    #: Rows converted and scored per step of prediction.
     prediction_chunk_size = 65536
+
+    #: Whether the validation split is stratified by the targets.
+    _stratify_validation = False
+    #: Whether X must be a DataFrame of encoded columns (no plain arrays).
+    _requires_dataframe = False
 
     # ------------------------------------------------------------ subclass API
     @abstractmethod
-    def _build_graph(self, schema: Schema) -> tuple[keras.Model, dict[str, keras.Model]]:
-        """Return the training model (one logit per row) and auxiliary models
-        that share its layers (e.g. ``{"attention": ...}``)."""
+    def _build_graph(self, schema: Schema) -> Graph:
+        """Build the model's graph for ``schema`` (see :class:`Graph`)."""
 
     @abstractmethod
     def _loss(self) -> keras.losses.Loss:
@@ -124,8 +149,20 @@ class BaseKerasEstimator(BaseEstimator):
         """The model whose inference function is traced once after fitting."""
         return self.model_
 
-    def _check_roles(self, schema: Schema, absent: Sequence[str]) -> None:
-        """Raise if the schema lacks what the model needs (hook for subclasses)."""
+    def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
+        """Raise if the schema, or X lacking the ``absent`` columns, does not give the
+        model what it needs; ``training`` says whether the rows are for training."""
+
+    def _targets(self, y, n_samples: int, *, reset: bool, classes=None) -> np.ndarray:
+        """The Keras targets of the rows. The base trains without labels (a retriever's
+        graph outputs its own loss): ``y`` is ignored and the targets are zeros."""
+        return np.zeros(n_samples, dtype=np.float32)
+
+    def _sample_weights(self, sample_weight, targets: np.ndarray) -> np.ndarray | None:
+        """Per-row weights of the loss (float32), or None."""
+        if sample_weight is None:
+            return None
+        return _check_sample_weight(sample_weight, targets, dtype=np.float64).astype(np.float32)
 
     def _set_data_statistics(self, ids: np.ndarray | None) -> None:
         """Give the freshly built graph what it needs from the training ids (hook).
@@ -136,6 +173,9 @@ class BaseKerasEstimator(BaseEstimator):
         """
         self._set_frequencies(ids)
 
+    def _after_fit(self, X, *, reset: bool) -> None:
+        """Derive fitted attributes from the trained model (hook, after every fit)."""
+
     def _use_xla(self, n_train: int) -> bool:
         """What ``jit_compile="auto"`` means for this model and training size."""
         # XLA speeds CPU training up by about 1.7x but compiling the step takes
@@ -143,14 +183,72 @@ class BaseKerasEstimator(BaseEstimator):
         return TF_BACKEND and n_train >= 300_000
 
     # ------------------------------------------------------------------- fit
-    def _prepare(self, X, *, reset: bool):
-        """Resolve column roles (on a fresh fit) and convert X to id / float arrays."""
+    def fit(self, X, y=None, sample_weight=None):
+        """Fit the model.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
+            Encoded features (usually the output of a SequenceEncoder).
+        y : array-like of shape (n_samples,), default=None
+            Targets: a classifier's binary labels (any two values; see
+            ``classes_``). A retriever trains on positive events and ignores ``y``.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self
+            The fitted estimator.
+        """
+        self._validate_params()
+        reset = not (self.warm_start and hasattr(self, "model_"))
+        return self._fit(X, y, sample_weight, epochs=self.epochs, reset=reset)
+
+    def partial_fit(self, X, y=None, sample_weight=None):
+        """Train one epoch on X, building the model on the first call.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
+            Encoded features.
+        y : array-like of shape (n_samples,), default=None
+            Targets, as in :meth:`fit`.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-row weights of the loss.
+
+        Returns
+        -------
+        self
+            The updated estimator.
+        """
+        return self._partial_fit(X, y, sample_weight)
+
+    def _partial_fit(self, X, y, sample_weight, classes=None):
+        reset = not hasattr(self, "model_")
+        if reset:
+            self._validate_params()
+        return self._fit(
+            X, y, sample_weight, epochs=1, reset=reset, classes=classes, validate=False
+        )
+
+    def _fit(self, X, y, sample_weight, *, epochs, reset, classes=None, validate=True):
         if reset:
             self._n_fit_calls = 0
-            self.schema_ = self._resolve_schema(X)
-        return self._to_arrays(X, reset=reset)
+            self.schema_ = resolve_schema(self, X)
+        ids, floats = to_arrays(self, X, reset=reset, training=True)
+        n_samples = len(ids if ids is not None else floats)
+        targets = self._targets(y, n_samples, reset=reset, classes=classes)
+        if len(targets) != n_samples:
+            raise ValueError(
+                f"X and y have inconsistent numbers of samples: {n_samples} != {len(targets)}."
+            )
+        weights = self._sample_weights(sample_weight, targets)
+        self._train(ids, floats, targets, weights, epochs=epochs, reset=reset, validate=validate)
+        self._after_fit(X, reset=reset)
+        return self
 
-    def _train(self, ids, floats, targets, weights, *, epochs, reset, validate, stratify):
+    def _train(self, ids, floats, targets, weights, *, epochs, reset, validate):
         """Build (when ``reset``) and train ``model_`` on prepared arrays."""
         seed = self._seed()
         with _seeded(None if seed is None else seed + self._n_fit_calls, build=reset):
@@ -158,7 +256,7 @@ class BaseKerasEstimator(BaseEstimator):
                 self._build_models(n_train=len(targets) * self.epochs)
                 self._set_data_statistics(ids)
             self._n_fit_calls += 1
-            history = self._keras_fit(ids, floats, targets, weights, epochs, validate, stratify)
+            history = self._keras_fit(ids, floats, targets, weights, epochs, validate)
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         losses = self.history_.get("loss", [])
         if losses and not np.isfinite(losses[-1]):
@@ -173,9 +271,8 @@ class BaseKerasEstimator(BaseEstimator):
             # The traced function reads the model's variables when called: a warm
             # start or partial_fit needs no new trace.
             self._make_predict_fn()
-        return self
 
-    def _keras_fit(self, ids, floats, y, weights, epochs, validate, stratify):
+    def _keras_fit(self, ids, floats, y, weights, epochs, validate):
         arrays = [a for a in (ids, floats) if a is not None]
         callbacks = [keras.callbacks.TerminateOnNaN()]
         validation_data = None
@@ -183,7 +280,7 @@ class BaseKerasEstimator(BaseEstimator):
             parts = train_test_split(
                 *arrays, y, *([weights] if weights is not None else []),
                 test_size=self.validation_fraction,
-                stratify=y if stratify else None,
+                stratify=y if self._stratify_validation else None,
                 random_state=self._seed(),
             )
             train, val = parts[0::2], parts[1::2]
@@ -214,7 +311,8 @@ class BaseKerasEstimator(BaseEstimator):
         )
 
     def _build_models(self, n_train: int = 0) -> None:
-        model, extras = self._build_graph(self.schema_)
+        graph = self._build_graph(self.schema_)
+        model = graph.model
         jit = self.jit_compile
         if jit == "auto":
             jit = self._use_xla(n_train)
@@ -229,20 +327,19 @@ class BaseKerasEstimator(BaseEstimator):
         # they make TensorFlow trace it a second time (about 1.3 s of every fresh fit).
         model.optimizer.build(model.trainable_variables)
         self.model_ = model
-        self._extra_models = extras
+        self._extra_models = graph.extras
+        self._tables = dict(graph.tables)
+        self._layers = graph.layers
 
     def _set_frequencies(self, ids) -> None:
         """Give embedding tables with a mini-batch aware penalty their id counts."""
         if ids is None:
             return
-        column_vocabs = np.array(_column_vocabularies(self.schema_), dtype=object)
-        for layer in self.model_.layers:
-            if isinstance(layer, Embedding) and layer.l2 and layer.name.startswith("emb_"):
-                vocab = layer.name[len("emb_"):]
-                counts = np.bincount(
-                    ids[:, column_vocabs == vocab].ravel(), minlength=layer.input_dim
-                )
-                layer.set_frequencies(counts.astype(np.float32))
+        for vocab, table in self._tables.items():
+            if table.l2:
+                columns = self.schema_.vocabulary_positions(vocab)
+                counts = np.bincount(ids[:, columns].ravel(), minlength=table.input_dim)
+                table.set_frequencies(counts.astype(np.float32))
 
     def _seed(self) -> int | None:
         if self.random_state is None:
@@ -252,137 +349,6 @@ class BaseKerasEstimator(BaseEstimator):
         if not hasattr(self, "_drawn_seed"):
             self._drawn_seed = int(check_random_state(self.random_state).randint(2**31 - 1))
         return self._drawn_seed
-
-    # ------------------------------------------------------------- features
-    def _resolve_schema(self, X) -> Schema:
-        if self.sequences is not None or self.categorical is not None:
-            return self._schema_from_parameters(X)
-        if isinstance(X, pd.DataFrame) and SCHEMA_ATTR in X.attrs:
-            schema = Schema.from_dict(X.attrs[SCHEMA_ATTR])
-            self._check_roles(schema, X.attrs[SCHEMA_ATTR].get("absent", ()))
-            return schema
-        if isinstance(X, pd.DataFrame):
-            bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
-            if bad:
-                raise ValueError(
-                    f"Columns {bad} are not numeric. Encode raw data with "
-                    "sklattn.SequenceEncoder first, or name id columns in 'sequences' / "
-                    "'categorical'."
-                )
-            names = [str(c) for c in X.columns]
-        else:
-            n_features = validate_data(self, X, reset=True, dtype=np.float32).shape[1]
-            names = [f"x{i}" for i in range(n_features)]
-        schema = Schema(numeric=names)
-        self._check_roles(schema, ())
-        return schema
-
-    def _schema_from_parameters(self, X) -> Schema:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                "'sequences' / 'categorical' name DataFrame columns; X must be a pandas DataFrame."
-            )
-        columns = [str(c) for c in X.columns]
-        sequences: dict[str, tuple[list[str], str]] = {}
-        for name, vocab in (self.sequences or {}).items():
-            cols = find_sequence_columns(columns, name)
-            if not cols or cols == [name]:
-                raise ValueError(
-                    f"No numbered columns found for sequence {name!r} (e.g. {name}_1, {name}_2)."
-                )
-            sequences[name] = (cols, vocab)
-        categorical = {c: c for c in self.categorical or ()}
-        for _, vocab in sequences.values():
-            if vocab in columns:
-                categorical.setdefault(vocab, vocab)
-        missing = [c for c in categorical if c not in columns]
-        if missing:
-            raise ValueError(f"Columns {missing} named in 'categorical' are not in X.")
-        used = {c for cols, _ in sequences.values() for c in cols} | set(categorical)
-        numeric = [c for c in columns if c not in used]
-        sizes: dict[str, int] = {}
-        for cols, vocab in sequences.values():
-            sizes[vocab] = max(sizes.get(vocab, 2), self._max_id(X, cols) + 1)
-        for col, vocab in categorical.items():
-            sizes[vocab] = max(sizes.get(vocab, 2), self._max_id(X, [col]) + 1)
-        schema = Schema(sequences, categorical, numeric, sizes)
-        self._check_roles(schema, ())
-        return schema
-
-    @staticmethod
-    def _max_id(X: pd.DataFrame, cols: list[str]) -> int:
-        values = _integer_ids(X, cols)
-        return int(values.max()) if values.size else 0
-
-    def _to_arrays(self, X, *, reset: bool = False):
-        """Split X into the int32 id matrix and the float32 numeric matrix."""
-        schema = self.schema_
-        fitted_on_array = not reset and not hasattr(self, "feature_names_in_")
-        if not schema.int_columns and (not isinstance(X, pd.DataFrame) or fitted_on_array):
-            # Numeric features only; a DataFrame after a fit on an array gets scikit-learn's
-            # feature-name warning and is used by position.
-            floats = validate_data(self, X, reset=reset, dtype=np.float32)
-            return None, floats
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"{type(self).__name__} was fitted on a DataFrame with id columns; pass a "
-                f"pandas DataFrame with columns {schema.columns[:5]}..."
-            )
-        if reset:
-            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
-            self.n_features_in_ = X.shape[1]
-            self._vocab_limits = np.array(
-                [schema.vocabulary_sizes[v] for v in _column_vocabularies(schema)], dtype=np.float64
-            )
-            position = {str(c): i for i, c in enumerate(X.columns)}
-            self._int_positions = np.array([position[c] for c in schema.int_columns], dtype=int)
-            self._num_positions = np.array([position[c] for c in schema.numeric], dtype=int)
-        else:
-            check_is_fitted(self, "model_")
-            expected = list(self.feature_names_in_)
-            if list(X.columns) != expected:
-                missing = [c for c in expected if c not in X.columns]
-                extra = [c for c in X.columns if c not in set(expected)]
-                if missing or extra:
-                    raise ValueError(
-                        f"X does not have the columns seen in fit. Missing: {missing}; "
-                        f"unexpected: {extra}."
-                    )
-                X = X[expected]
-            absent = X.attrs.get(SCHEMA_ATTR, {}).get("absent", ())
-            if absent:
-                self._check_roles(schema, absent)
-        if len(X) == 0:
-            raise ValueError(
-                f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
-            )
-        try:
-            values = X.to_numpy(dtype=np.float64, na_value=np.nan)
-        except (TypeError, ValueError):
-            values = None
-        ids = floats = None
-        if schema.int_columns:
-            if values is None or not np.isfinite(v := values[:, self._int_positions]).all() or (
-                (v < 0).any() or (v != np.floor(v)).any()
-            ):
-                # Slow path: raises an error that names the offending columns.
-                v = _integer_ids(X, schema.int_columns).astype(np.float64)
-            # Ids beyond a vocabulary (possible with hand-encoded input) are unseen values.
-            ids = np.where(v >= self._vocab_limits, OOV_ID, v).astype(np.int32)
-        if schema.numeric:
-            if values is None or not np.isfinite(f := values[:, self._num_positions]).all():
-                frame = X.iloc[:, self._num_positions].set_axis(schema.numeric, axis=1)
-                bad = [c for c in schema.numeric if not _is_number_dtype(frame[c].dtype)]
-                if bad:
-                    raise ValueError(f"Numeric columns {bad} hold non-numeric values.")
-                f = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-                cols = [schema.numeric[j] for j in np.flatnonzero(~np.isfinite(f).all(axis=0))]
-                raise ValueError(
-                    f"Input contains NaN or infinity in numeric columns {cols}; impute them "
-                    "(SequenceEncoder's numeric_nan does this)."
-                )
-            floats = f.astype(np.float32)
-        return ids, floats
 
     # ------------------------------------------------------------- predict
     def _make_predict_fn(self) -> None:
@@ -424,7 +390,7 @@ class BaseKerasEstimator(BaseEstimator):
         for start in range(0, n, step):
             rows = slice(start, start + step)
             part = X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows]
-            ids, floats = self._to_arrays(part)
+            ids, floats = to_arrays(self, part)
             outputs.append(fn(ids, floats))
         return outputs
 
@@ -437,7 +403,7 @@ class BaseKerasEstimator(BaseEstimator):
         check_is_fitted(self, "model_")
         model = self._extra_models.get(name)
         if model is None:
-            raise ValueError("This model has no attended sequence (no candidate column).")
+            raise ValueError(f"{type(self).__name__} has no {name!r} output.")
 
         def run(ids, floats):
             out = model([a for a in (ids, floats) if a is not None], training=False)
@@ -450,42 +416,13 @@ class BaseKerasEstimator(BaseEstimator):
             return {k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]}
         return np.concatenate(chunks)
 
-    def _position_weights(self, X, name: str) -> pd.DataFrame:
-        """Tidy frame of the per-position weights output by ``_extra_models[name]``.
-
-        The extra model returns ``{sequence name: (batch, steps) weights}``.
-        """
-        check_is_fitted(self, "model_")
-        if name not in self._extra_models:
-            raise ValueError("This model has no attended sequence (no candidate column).")
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError("X must be a pandas DataFrame of encoded rows.")
-        outputs = self._extra_outputs(X, name)
-        index = np.asarray(X.index)
-        frames = []
-        for seq, w in outputs.items():
-            items = X[self.schema_.sequences[seq][0]].to_numpy(dtype=np.int64)
-            r, t = np.nonzero(items != 0)
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "row": index[r],
-                        "sequence": seq,
-                        "position": t + 1,
-                        "item": items[r, t],
-                        "weight": w[r, t].astype(np.float64),
-                    }
-                )
-            )
-        return pd.concat(frames, ignore_index=True)
-
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
         model = state.pop("model_", None)
-        state.pop("_extra_models", None)
-        state.pop("_predict_fn", None)
+        for built in ("_extra_models", "_tables", "_layers", "_predict_fn"):
+            state.pop(built, None)
         if model is not None:
             state["_model_weights"] = [np.array(w) for w in model.get_weights()]
         return state
@@ -505,8 +442,9 @@ class BaseKerasEstimator(BaseEstimator):
         return tags
 
 
-class BaseSequenceClassifier(ClassifierMixin, BaseKerasEstimator):
-    """Base class of sklattn's binary click-through classifiers.
+class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
+    """Base class of sklattn's binary click-through classifiers (sequence and field
+    models alike).
 
     Adds to :class:`BaseKerasEstimator` what a classifier needs: label encoding
     (``classes_``), class weights, a stratified validation split, the binary
@@ -516,37 +454,15 @@ class BaseSequenceClassifier(ClassifierMixin, BaseKerasEstimator):
 
     _parameter_constraints: dict = {
         **BaseKerasEstimator._parameter_constraints,
-        "hidden_units": ["array-like"],
-        "activation": [StrOptions({"dice", "prelu", "relu", "sigmoid", "tanh", "gelu"})],
-        "dropout": [Interval(Real, 0, 1, closed="left")],
         "class_weight": [dict, StrOptions({"balanced"}), None],
     }
+
+    _stratify_validation = True
 
     def _loss(self) -> keras.losses.Loss:
         return keras.losses.BinaryCrossentropy(from_logits=True)
 
-    def fit(self, X, y, sample_weight=None) -> BaseSequenceClassifier:
-        """Fit the model.
-
-        Parameters
-        ----------
-        X : pandas.DataFrame or array-like of shape (n_samples, n_features)
-            Encoded features (usually the output of a SequenceEncoder).
-        y : array-like of shape (n_samples,)
-            Binary labels (any two values; see ``classes_``).
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the loss.
-
-        Returns
-        -------
-        self
-            The fitted estimator.
-        """
-        self._validate_params()
-        reset = not (self.warm_start and hasattr(self, "model_"))
-        return self._fit(X, y, sample_weight, epochs=self.epochs, reset=reset, classes=None)
-
-    def partial_fit(self, X, y, classes=None, sample_weight=None) -> BaseSequenceClassifier:
+    def partial_fit(self, X, y, classes=None, sample_weight=None):
         """Train one epoch on ``(X, y)``, building the model on the first call.
 
         Parameters
@@ -565,38 +481,14 @@ class BaseSequenceClassifier(ClassifierMixin, BaseKerasEstimator):
         self
             The updated estimator.
         """
-        if not hasattr(self, "model_"):
-            self._validate_params()
-        return self._fit(
-            X, y, sample_weight, epochs=1, reset=not hasattr(self, "model_"), classes=classes,
-            validate=False,
-        )
+        return self._partial_fit(X, y, sample_weight, classes=classes)
 
-    def _fit(self, X, y, sample_weight, *, epochs, reset, classes, validate=True):
+    # ------------------------------------------------------------- targets
+    def _targets(self, y, n_samples: int, *, reset: bool, classes=None) -> np.ndarray:
         if y is None:
             raise ValueError(
                 f"{type(self).__name__} requires y to be passed, but the target y is None."
             )
-        ids, floats = self._prepare(X, reset=reset)
-        y_enc = self._encode_y(y, reset=reset, classes=classes)
-        if len(y_enc) != len(ids if ids is not None else floats):
-            raise ValueError(
-                f"X and y have inconsistent numbers of samples: "
-                f"{len(ids if ids is not None else floats)} != {len(y_enc)}."
-            )
-        weights = None
-        if sample_weight is not None or self.class_weight is not None:
-            weights = _check_sample_weight(sample_weight, y_enc, dtype=np.float64)
-            if self.class_weight is not None:
-                weights = weights * compute_sample_weight(self.class_weight, y_enc)
-            weights = weights.astype(np.float32)
-        return self._train(
-            ids, floats, y_enc, weights, epochs=epochs, reset=reset, validate=validate,
-            stratify=True,
-        )
-
-    # ------------------------------------------------------------- targets
-    def _encode_y(self, y, *, reset: bool, classes) -> np.ndarray:
         y = column_or_1d(y, warn=True)
         check_classification_targets(y)
         if reset:
@@ -617,6 +509,14 @@ class BaseSequenceClassifier(ClassifierMixin, BaseKerasEstimator):
         if len(unknown):
             raise ValueError(f"y contains labels not in classes_ {self.classes_}: {unknown}.")
         return np.searchsorted(self.classes_, y).astype(np.float32)
+
+    def _sample_weights(self, sample_weight, targets: np.ndarray) -> np.ndarray | None:
+        if sample_weight is None and self.class_weight is None:
+            return None
+        weights = _check_sample_weight(sample_weight, targets, dtype=np.float64)
+        if self.class_weight is not None:
+            weights = weights * compute_sample_weight(self.class_weight, targets)
+        return weights.astype(np.float32)
 
     # ------------------------------------------------------------- predict
     def decision_function(self, X) -> np.ndarray:
@@ -676,32 +576,3 @@ class BaseSequenceClassifier(ClassifierMixin, BaseKerasEstimator):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
-
-
-def _column_vocabularies(schema: Schema) -> list[str]:
-    vocabs = [vocab for cols, vocab in schema.sequences.values() for _ in cols]
-    return vocabs + list(schema.categorical.values())
-
-
-def _is_number_dtype(dtype) -> bool:
-    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
-
-
-def _integer_ids(X: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    """Id columns as int64, with clear errors for NaN, fractions, negatives and text."""
-    frame = X[cols]
-    bad = [c for c in cols if not _is_number_dtype(frame[c].dtype)]
-    if bad:
-        raise ValueError(
-            f"Id columns {bad} are not integer-encoded; encode them with SequenceEncoder."
-        )
-    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.isnan(values).any():
-        cols_nan = [cols[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
-        raise ValueError(f"Id columns {cols_nan} contain NaN; use 0 for padding.")
-    if (values < 0).any() or (values != np.round(values)).any():
-        cols_bad = [cols[j] for j in np.flatnonzero(
-            ((values < 0) | (values != np.round(values))).any(axis=0))]
-        raise ValueError(f"Id columns {cols_bad} must hold non-negative integers.")
-    return values.astype(np.int64)
-

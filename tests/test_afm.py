@@ -111,6 +111,20 @@ def test_fields_of_a_sequence_table(fitted_afm, sequence_data):
     assert roc_auc_score(y, proba[:, 1]) > 0.6
 
 
+@pytest.mark.parametrize("cls", [AFMClassifier, NFMClassifier])
+def test_building_the_graph_sets_no_fitted_attribute(cls, sequence_data):
+    # The graph is built again on unpickling: it must not write fitted attributes,
+    # which only fit sets.
+    _, Xe, y = sequence_data
+    est = cls(**TINY).fit(Xe.head(200), y[:200])
+    schema, before = est.schema_, dict(vars(est))
+    fresh = cls(**TINY)
+    fresh._build_graph(schema)
+    assert not [k for k in vars(fresh) if k.endswith("_")]
+    assert est.field_names_ == ["item", "cat", "user", "hist_item", "hist_cat", "user_activity"]
+    assert pickle.loads(pickle.dumps(est)).field_names_ == before["field_names_"]
+
+
 def test_interaction_importances_frame(fitted_afm, sequence_data):
     _, Xe, _ = sequence_data
     weights = fitted_afm.interaction_weights(Xe.head(50))

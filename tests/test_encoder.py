@@ -115,6 +115,21 @@ def test_column_errors_name_the_columns():
         SequenceEncoder(numeric=["genre"]).fit(_frame())
 
 
+def test_date_and_duration_columns_named_in_categorical_are_encoded():
+    # The error for a date column tells the user to name it in 'categorical'; doing so
+    # must then work, for dates and durations alike.
+    frame = _frame().assign(
+        when=pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-01", "2020-01-03"]),
+        lag=pd.to_timedelta([1, 2, 1, 1], unit="D"),
+    )
+    enc = SequenceEncoder(categorical=["when", "lag"], drop=["label"]).fit(frame)
+    out = enc.transform(frame)
+    assert enc.schema_.categorical["when"] == "when"
+    assert out["when"].tolist()[0] == out["when"].tolist()[2] >= 2
+    assert enc.decode(out["when"], "when").tolist() == frame["when"].tolist()
+    assert enc.decode(out["lag"], "lag").tolist() == frame["lag"].tolist()
+
+
 def test_numeric_nan_policies():
     X = _frame()
     mean = np.nanmean(X["score"])

@@ -255,6 +255,19 @@ def test_pickle_and_seed_reproducibility(data, fitted):
                                atol=1e-6)
 
 
+def test_partial_fit_trains_one_epoch_per_call(data, fitted):
+    # The base's partial_fit serves the retriever too: no labels, one epoch per call.
+    encoder, E, _ = fitted
+    model = MINDRetriever(**TINY).partial_fit(E)
+    first = model.transform(E.head(20))
+    assert model.n_iter_ == 1 and len(model.item_embeddings_) == len(model.item_labels_)
+    model.partial_fit(E)
+    assert model.n_iter_ == 2
+    assert not np.allclose(model.transform(E.head(20)), first)
+    with pytest.raises(ValueError, match="target column 'item'"):
+        model.partial_fit(encoder.transform(data.drop(columns=["item"])))
+
+
 def test_two_interests_beat_one():
     X = make_multi_interest_sequences(n_users=1500, n_clusters=20, items_per_cluster=10,
                                       history_length=10, events_per_user=4, random_state=0)

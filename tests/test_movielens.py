@@ -18,7 +18,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import sklattn.datasets
+import sklattn.preprocessing
 from sklattn.datasets import fetch_movielens, load_movielens, make_history_table
+from sklattn.datasets._fetch import DatasetIntegrityError
 
 REAL_ML100K = Path(__file__).resolve().parents[2] / "shared" / "data" / "ml-100k"
 
@@ -459,6 +462,47 @@ def test_history_table_errors(log: pd.DataFrame) -> None:
     once = make_history_table(log, maxlen=2)
     with pytest.raises(ValueError, match="collide"):
         make_history_table(once, maxlen=2)
+
+
+def test_history_table_validates_parameters(log: pd.DataFrame) -> None:
+    for value in (True, False):
+        with pytest.raises(ValueError, match="maxlen"):
+            make_history_table(log, maxlen=value)
+        with pytest.raises(ValueError, match="min_history"):
+            make_history_table(log, min_history=value)
+    for bad in (-1, -5):
+        with pytest.raises(ValueError, match="min_history"):
+            make_history_table(log, min_history=bad)
+    for bad in (2.0, "3", None):
+        with pytest.raises(ValueError, match="maxlen"):
+            make_history_table(log, maxlen=bad)
+    for bad in (log.to_dict("list"), log.to_numpy(), None):
+        with pytest.raises(TypeError, match="ratings"):
+            make_history_table(bad)
+    with pytest.raises(TypeError, match="item_features"):
+        make_history_table(log, item_features={10: "Drama"})
+    with pytest.raises(TypeError, match="prefix"):
+        make_history_table(log, prefix=3)
+    # numpy integers are still accepted.
+    table = make_history_table(log, maxlen=np.int64(2), min_history=np.int32(1))
+    assert table.equals(make_history_table(log, maxlen=2, min_history=1))
+
+
+def test_history_table_importable_from_preprocessing_and_datasets() -> None:
+    from sklattn.preprocessing import make_history_table as from_preprocessing
+
+    assert from_preprocessing is make_history_table
+    assert sklattn.datasets.make_history_table is sklattn.preprocessing.make_history_table
+    assert "make_history_table" in sklattn.datasets.__all__
+    assert "make_history_table" in sklattn.preprocessing.__all__
+
+
+def test_dataset_integrity_error_importable() -> None:
+    from sklattn.datasets._movielens import DatasetIntegrityError as from_movielens
+
+    assert from_movielens is DatasetIntegrityError
+    assert issubclass(DatasetIntegrityError, OSError)
+    assert issubclass(DatasetIntegrityError, ValueError)
 
 
 def test_history_table_empty() -> None:

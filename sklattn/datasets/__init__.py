@@ -1,6 +1,7 @@
 """Synthetic data with a known optimum and MovieLens loaders."""
 
-from ._movielens import fetch_movielens, load_movielens, make_history_table
+from ..preprocessing import make_history_table
+from ._movielens import fetch_movielens, load_movielens
 from ._synthetic import (
     make_field_interactions,
     make_interest_sequences,

@@ -1,32 +1,26 @@
-"""MovieLens loaders and the "wide history" transformation.
+"""MovieLens loaders.
 
 The MovieLens data sets are distributed by GroupLens under their own terms of
 use; they are never shipped with this package.  :func:`load_movielens` reads a
-local copy, :func:`fetch_movielens` downloads and caches the official archive
-and :func:`make_history_table` turns any event log into one row per event with
-the user's previous items as columns.
+local copy and :func:`fetch_movielens` downloads and caches the official archive.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import os
-import shutil
-import tempfile
-import urllib.request
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.utils import Bunch
 
+from ._fetch import DatasetIntegrityError, _data_home, _fetch_archive
+
 __all__ = [
     "DatasetIntegrityError",
     "fetch_movielens",
     "load_movielens",
-    "make_history_table",
 ]
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens/"
@@ -109,18 +103,6 @@ _DESCR = {
         "occupation codes are mapped to their names."
     ),
 }
-
-
-class DatasetIntegrityError(OSError, ValueError):
-    """Raised when a downloaded archive fails verification or is unsafe to extract.
-
-    It derives from both :class:`OSError` and :class:`ValueError`.
-
-    Examples
-    --------
-    >>> issubclass(DatasetIntegrityError, OSError)
-    True
-    """
 
 
 # --------------------------------------------------------------------------
@@ -362,73 +344,6 @@ def load_movielens(path: str | os.PathLike) -> Bunch:
 # --------------------------------------------------------------------------
 
 
-def _sha256(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _data_home(data_home: str | os.PathLike | None) -> Path:
-    if data_home is None:
-        data_home = os.environ.get("SKLATTN_DATA") or os.path.join("~", "sklattn_data")
-    return Path(data_home).expanduser()
-
-
-def _check_member(name: str) -> None:
-    normalised = name.replace("\\", "/")
-    parts = PurePosixPath(normalised).parts
-    if (
-        normalised.startswith("/")
-        or (len(normalised) > 1 and normalised[1] == ":")
-        or ".." in parts
-    ):
-        raise DatasetIntegrityError(
-            f"Refusing to extract archive member {name!r}: absolute path or '..' component."
-        )
-
-
-def _safe_extract(archive: Path, destination: Path) -> None:
-    root = destination.resolve()
-    try:
-        zf = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile as exc:
-        raise DatasetIntegrityError(f"{str(archive)!r} is not a valid zip archive.") from exc
-    with zf:
-        members = zf.infolist()
-        for member in members:
-            _check_member(member.filename)
-            target = (destination / member.filename).resolve()
-            if target != root and root not in target.parents:
-                raise DatasetIntegrityError(
-                    f"Refusing to extract archive member {member.filename!r} outside "
-                    f"{str(destination)!r}."
-                )
-        for member in members:
-            zf.extract(member, destination)
-
-
-def _find_dataset_folder(root: Path, ratings_file: str) -> Path | None:
-    if (root / ratings_file).is_file():
-        return root
-    candidates = sorted(p.parent for p in root.glob(f"*/{ratings_file}"))
-    return candidates[0] if candidates else None
-
-
-def _download(url: str, target: Path) -> None:
-    """Download ``url`` to a temporary file beside ``target``, then rename it."""
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=60) as response:
-            shutil.copyfileobj(response, out)
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def fetch_movielens(
     variant: str = "100k",
     *,
@@ -501,263 +416,14 @@ def fetch_movielens(
             f"MovieLens {key} is not cached in {str(home)!r} and download_if_missing=False."
         )
 
-    home.mkdir(parents=True, exist_ok=True)
-    archive = home / archive_name
-    _download(url or BASE_URL + archive_name, archive)
-    workdir = Path(tempfile.mkdtemp(prefix=f".{folder_name}.", suffix=".tmp", dir=home))
-    try:
-        if sha256 is not None:
-            actual = _sha256(archive)
-            if actual.lower() != sha256.strip().lower():
-                raise DatasetIntegrityError(
-                    f"SHA-256 mismatch for {archive_name} downloaded from "
-                    f"{url or BASE_URL + archive_name}: expected {sha256.strip().lower()}, "
-                    f"got {actual}. The download was deleted."
-                )
-        _safe_extract(archive, workdir)
-        found = _find_dataset_folder(workdir, ratings_file)
-        if found is None:
-            raise DatasetIntegrityError(
-                f"The archive {archive_name} holds no {ratings_file}; it is not MovieLens {key}."
-            )
-        expected = RATINGS_SHA256.get(key) if sha256 is None else None
-        if expected is not None:
-            actual = _sha256(found / ratings_file)
-            if actual != expected:
-                raise DatasetIntegrityError(
-                    f"SHA-256 mismatch for {ratings_file} of MovieLens {key}: expected "
-                    f"{expected}, got {actual}. The download was deleted."
-                )
-        try:
-            os.replace(found, target)
-        except OSError:
-            # Another process may have finished the same download first.
-            if not target.is_dir():
-                raise
-    except BaseException:
-        archive.unlink(missing_ok=True)
-        raise
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    archive.unlink(missing_ok=True)
-    return load_movielens(target)
-
-
-# --------------------------------------------------------------------------
-# Wide history table
-# --------------------------------------------------------------------------
-
-
-def _as_masked(values: pd.Series) -> tuple[np.ndarray, np.ndarray, str]:
-    """Split a column into a numpy data array, a missing mask and an output kind.
-
-    The kind is ``"Int64"`` for integers, ``"Float64"`` for floats, ``"boolean"``
-    for booleans and ``"object"`` for anything else. An empty column gives one
-    missing placeholder so that gathers with index 0 stay valid.
-    """
-    dtype = values.dtype
-    if pd.api.types.is_bool_dtype(dtype):
-        kind, np_dtype, fill = "boolean", bool, False
-    elif pd.api.types.is_integer_dtype(dtype):
-        kind, np_dtype, fill = "Int64", np.int64, 0
-    elif pd.api.types.is_float_dtype(dtype):
-        kind, np_dtype, fill = "Float64", np.float64, np.nan
-    else:
-        kind, np_dtype, fill = "object", object, None
-    if len(values) == 0:
-        return np.array([fill], dtype=np_dtype), np.ones(1, dtype=bool), kind
-    return values.to_numpy(dtype=np_dtype, na_value=fill), values.isna().to_numpy(), kind
-
-
-def _window_columns(
-    data_us: np.ndarray,
-    na_us: np.ndarray,
-    kind: str,
-    rows: np.ndarray,
-    rows_rank: np.ndarray,
-    names: list[str],
-) -> dict[str, object]:
-    """Build the window columns from per-user sorted values.
-
-    ``data_us``/``na_us`` are ordered by (user, time, original row); ``rows`` are
-    the positions, in that order, of the output rows and ``rows_rank`` the number
-    of previous events of their user. Column ``j`` of ``names`` (0-based) holds
-    the event ``len(names) - j`` steps back.
-    """
-    builders = {
-        "Int64": pd.arrays.IntegerArray,
-        "Float64": pd.arrays.FloatingArray,
-        "boolean": pd.arrays.BooleanArray,
-    }
-    maxlen = len(names)
-    columns: dict[str, object] = {}
-    for j, name in enumerate(names):
-        lag = maxlen - j
-        src = np.maximum(rows - lag, 0)
-        mask = (rows_rank < lag) | na_us[src]
-        data = data_us[src]
-        if kind == "object":
-            data[mask] = None
-            # An explicit object dtype: pandas would otherwise infer a string dtype.
-            columns[name] = pd.Series(data, dtype=object, copy=False)
-        else:
-            columns[name] = builders[kind](data, mask)
-    return columns
-
-
-def make_history_table(
-    ratings: pd.DataFrame,
-    *,
-    user_col: str = "user_id",
-    item_col: str = "item_id",
-    time_col: str = "timestamp",
-    maxlen: int = 20,
-    prefix: str | None = None,
-    item_features: pd.DataFrame | None = None,
-    min_history: int = 0,
-) -> pd.DataFrame:
-    """Add each event's window of the user's previous items as columns.
-
-    Events are ordered by ``time_col``; ties are broken by the original row order
-    (stable sort). For every event the ``maxlen`` items the same user interacted
-    with strictly before it (in that order) become the columns
-    ``{prefix}_1 .. {prefix}_{maxlen}``: the highest number holds the most recent
-    previous item and ``{prefix}_1`` the oldest item of the window. Positions with
-    no previous event are missing (the windows are right-aligned).
-
-    Parameters
-    ----------
-    ratings : pandas.DataFrame
-        Event log, one row per interaction. All its columns are kept.
-    user_col, item_col, time_col : str, default="user_id", "item_id", "timestamp"
-        Names of the user, item and time columns.
-    maxlen : int, default=20
-        Number of previous items per event.
-    prefix : str, default=None
-        Prefix of the history columns; defaults to ``f"hist_{item_col}"``.
-    item_features : pandas.DataFrame, default=None
-        Item attributes, indexed by item id or holding a column named
-        ``item_col``. Each other column ``f`` is looked up for every history
-        position and added as ``hist_{f}_1 .. hist_{f}_{maxlen}`` (same ordering
-        and missing rules; items absent from ``item_features`` give missing).
-    min_history : int, default=0
-        Drop events with fewer than ``min_history`` previous items of the same user.
-
-    Returns
-    -------
-    table : pandas.DataFrame
-        The events sorted by (time, original row order) with a fresh
-        ``RangeIndex``, the original columns first, then the history columns,
-        then the feature history columns. Integer item ids (and integer
-        features) give nullable ``"Int64"`` columns with ``<NA>``; float
-        features give ``"Float64"``, booleans ``"boolean"``; anything else gives
-        ``object`` columns with ``None``.
-
-    Raises
-    ------
-    ValueError
-        If a column is missing, ``maxlen < 1``, ``min_history < 0``, the user or
-        time column has missing values, ``item_features`` has duplicated item
-        ids, or an output column already exists.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from sklattn.datasets import make_history_table
-    >>> log = pd.DataFrame({"user_id": [1, 1, 1, 2],
-    ...                     "item_id": [10, 11, 12, 10],
-    ...                     "timestamp": [1, 2, 3, 2]})
-    >>> make_history_table(log, maxlen=2)
-       user_id  item_id  timestamp  hist_item_id_1  hist_item_id_2
-    0        1       10          1            <NA>            <NA>
-    1        1       11          2            <NA>              10
-    2        2       10          2            <NA>            <NA>
-    3        1       12          3              10              11
-    """
-    if not isinstance(ratings, pd.DataFrame):
-        raise TypeError(f"ratings must be a pandas DataFrame, got {type(ratings).__name__}.")
-    missing_cols = [c for c in (user_col, item_col, time_col) if c not in ratings.columns]
-    if missing_cols:
-        raise ValueError(
-            f"Column(s) {missing_cols} not found in ratings; available columns: "
-            f"{list(ratings.columns)}."
-        )
-    if isinstance(maxlen, bool) or not isinstance(maxlen, int | np.integer) or maxlen < 1:
-        raise ValueError(f"maxlen must be an integer >= 1, got {maxlen!r}.")
-    if isinstance(min_history, bool) or not isinstance(min_history, int | np.integer):
-        raise ValueError(f"min_history must be an integer >= 0, got {min_history!r}.")
-    if min_history < 0:
-        raise ValueError(f"min_history must be an integer >= 0, got {min_history!r}.")
-    for col in (user_col, time_col):
-        if ratings[col].isna().any():
-            raise ValueError(f"Column {col!r} has missing values.")
-    maxlen = int(maxlen)
-    if prefix is None:
-        prefix = f"hist_{item_col}"
-
-    features: pd.DataFrame | None = None
-    if item_features is not None:
-        if not isinstance(item_features, pd.DataFrame):
-            raise TypeError("item_features must be a pandas DataFrame.")
-        features = item_features
-        if item_col in features.columns:
-            features = features.set_index(item_col)
-        if features.index.has_duplicates:
-            raise ValueError("item_features has duplicated item ids.")
-
-    hist_names = [f"{prefix}_{j}" for j in range(1, maxlen + 1)]
-    new_names = list(hist_names)
-    if features is not None:
-        for feat in features.columns:
-            new_names.extend(f"hist_{feat}_{j}" for j in range(1, maxlen + 1))
-    clash = sorted(set(new_names) & {str(c) for c in ratings.columns})
-    dupes = len(new_names) != len(set(new_names))
-    if clash or dupes:
-        raise ValueError(
-            f"Output column(s) {clash or 'with duplicated names'} would collide; choose "
-            "another prefix or rename the columns."
-        )
-
-    # Global order: time, then original row order.
-    frame = ratings.sort_values(time_col, kind="stable").reset_index(drop=True)
-    n = len(frame)
-
-    # Per-user order (stable, so it keeps the time order within each user).
-    codes = pd.factorize(frame[user_col])[0]
-    perm = np.argsort(codes, kind="stable")  # user-sorted position -> frame row
-    sorted_codes = codes[perm]
-    positions = np.arange(n)
-    starts = np.ones(n, dtype=bool)
-    starts[1:] = sorted_codes[1:] != sorted_codes[:-1]
-    first_of_group = np.maximum.accumulate(np.where(starts, positions, 0))
-    rank_us = positions - first_of_group  # number of previous events of the user
-    inv = np.empty(n, dtype=np.intp)
-    inv[perm] = positions  # frame row -> user-sorted position
-
-    keep = np.flatnonzero(rank_us[inv] >= min_history) if min_history > 0 else positions
-    rows = inv[keep]
-    rows_rank = rank_us[rows]
-
-    data, na, kind = _as_masked(frame[item_col])
-    new_columns = _window_columns(data[perm], na[perm], kind, rows, rows_rank, hist_names)
-    if features is not None:
-        lookup_us = features.index.get_indexer(frame[item_col])[perm]
-        unknown_us = lookup_us < 0
-        safe_us = np.where(unknown_us, 0, lookup_us)
-        for feat in features.columns:
-            data, na, kind = _as_masked(features[feat])
-            names = [f"hist_{feat}_{j}" for j in range(1, maxlen + 1)]
-            new_columns.update(
-                _window_columns(
-                    data[safe_us], na[safe_us] | unknown_us, kind, rows, rows_rank, names
-                )
-            )
-
-    out = pd.concat(
-        [
-            frame.take(keep).reset_index(drop=True),
-            pd.DataFrame(new_columns, index=pd.RangeIndex(len(keep))),
-        ],
-        axis=1,
+    _fetch_archive(
+        url or BASE_URL + archive_name,
+        home,
+        archive_name=archive_name,
+        folder_name=folder_name,
+        marker_file=ratings_file,
+        description=f"MovieLens {key}",
+        sha256=sha256,
+        marker_sha256=RATINGS_SHA256.get(key),
     )
-    return out
+    return load_movielens(target)

@@ -1,16 +1,18 @@
 """Keras building blocks of sklattn's models (backend-neutral ``keras.ops``)."""
 
 from .activations import Dice, PReLU, get_activation
-from .attention import ActivationUnit, BilinearAttention, masked_softmax
-from .auxiliary import AuxiliaryLoss, NegativeSampler
+from .attention import ActivationUnit, BilinearAttention
+from .auxiliary import AuxiliaryLoss
 from .capsule import CapsuleRouting, LabelAwareAttention, interest_counts, squash
-from .core import MLP, MaskedPooling
+from .core import MASKED_LOGIT, MLP, MaskedPooling, masked_softmax
 from .embedding import Embedding, NumericEmbedding
 from .interaction import AttentionalPooling, BiInteractionPooling, PairwiseProducts, pair_indices
 from .recurrent import AttentionGRU
-from .retrieval import CandidateSampler, SampledSoftmaxLoss
+from .retrieval import SampledSoftmaxLoss
+from .sampling import CandidateSampler, NegativeSampler, sampling_distribution
 
 __all__ = [
+    "MASKED_LOGIT",
     "MLP",
     "ActivationUnit",
     "AttentionGRU",
@@ -33,5 +35,6 @@ __all__ = [
     "interest_counts",
     "masked_softmax",
     "pair_indices",
+    "sampling_distribution",
     "squash",
 ]

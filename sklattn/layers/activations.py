@@ -31,7 +31,7 @@ class Dice(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> from sklattn.layers import Dice
-    >>> Dice()(np.ones((2, 3), "float32")).shape
+    >>> tuple(Dice()(np.ones((2, 3), "float32")).shape)
     (2, 3)
     """
 
@@ -89,7 +89,7 @@ class PReLU(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> from sklattn.layers import PReLU
-    >>> PReLU()(np.ones((2, 5, 3), "float32")).shape
+    >>> tuple(PReLU()(np.ones((2, 5, 3), "float32")).shape)
     (2, 5, 3)
     """
 

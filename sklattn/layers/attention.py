@@ -6,20 +6,9 @@ from collections.abc import Sequence
 
 from .._backend import keras
 from .activations import Dice, get_activation
-from .core import MLP
+from .core import MLP, masked_softmax
 
 ops = keras.ops
-
-
-def masked_softmax(scores, mask):
-    """Softmax over the last axis that gives masked positions exactly zero.
-
-    A row without any valid position gets all-zero weights (never NaN).
-    """
-    mask = ops.cast(mask, scores.dtype)
-    scores = ops.where(mask > 0, scores, ops.full_like(scores, -1e9))
-    weights = ops.softmax(scores, axis=-1) * mask
-    return weights / ops.maximum(ops.sum(weights, axis=-1, keepdims=True), 1e-12)
 
 
 @keras.saving.register_keras_serializable(package="sklattn")

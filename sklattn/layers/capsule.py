@@ -4,11 +4,10 @@ label-aware attention (Li et al., CIKM 2019, arXiv:1904.08030)."""
 from __future__ import annotations
 
 from .._backend import keras
+from .core import MASKED_LOGIT, masked_softmax
 
 ops = keras.ops
 
-#: Logit given to masked entries: far below any real score, yet finite.
-_MASKED = -1e30
 #: Largest power ``|s|^p`` label-aware attention computes (see LabelAwareAttention).
 _POWER_CAP = 1e30
 
@@ -147,7 +146,7 @@ class CapsuleRouting(keras.layers.Layer):
             if self.n_interests == 1:  # one capsule takes every behaviour's whole vote
                 weights = ops.ones_like(logits) * behaviour_mask
             else:
-                masked = ops.where(interest_mask, logits, ops.full_like(logits, _MASKED))
+                masked = ops.where(interest_mask, logits, ops.full_like(logits, MASKED_LOGIT))
                 weights = ops.softmax(masked, axis=-1) * behaviour_mask
             interests = squash(ops.einsum("btk,btd->bkd", weights, low if last else fixed))
             if not last:
@@ -226,10 +225,8 @@ class LabelAwareAttention(keras.layers.Layer):
             cap = _POWER_CAP ** (1.0 / self.pow_p)
             magnitude = ops.abs(scores)
             powered = ops.sign(scores) * ops.power(ops.minimum(magnitude, cap), self.pow_p)
-            masked = ops.where(mask, powered, ops.full_like(powered, -2 * _POWER_CAP))
-            soft = ops.softmax(masked, axis=-1) * ops.cast(mask, powered.dtype)
-            soft = soft / ops.maximum(ops.sum(soft, axis=-1, keepdims=True), 1e-12)
-            best = ops.argmax(ops.where(mask, scores, ops.full_like(scores, -3e38)), axis=-1)
+            soft = masked_softmax(powered, mask)
+            best = ops.argmax(masked_softmax(scores, mask), axis=-1)
             hard = ops.one_hot(best, n_interests, dtype=scores.dtype)
             saturated = ops.any(ops.logical_and(mask, magnitude >= cap), axis=-1, keepdims=True)
             weights = ops.where(saturated, hard, soft)

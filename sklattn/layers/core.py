@@ -1,4 +1,4 @@
-"""Multi-layer perceptrons and masked pooling."""
+"""Multi-layer perceptrons, masked pooling and the masked softmax."""
 
 from __future__ import annotations
 
@@ -8,6 +8,27 @@ from .._backend import keras
 from .activations import Dice, get_activation
 
 ops = keras.ops
+
+#: The one logit sklattn gives a masked entry before a softmax: its weight underflows
+#: to exactly 0 next to any real logit (scores are shifted so that the best valid one
+#: is 0), yet it stays finite, so no ``inf - inf`` reaches a gradient.
+MASKED_LOGIT = -1e9
+
+
+def masked_softmax(scores, mask, axis: int = -1):
+    """Softmax over ``axis`` that gives masked positions exactly zero.
+
+    The valid scores are shifted so that the largest is 0 before masked entries get
+    :data:`MASKED_LOGIT`, so the result is exact for valid scores of any finite
+    magnitude (label-aware attention feeds it powers up to 1e30). A row without any
+    valid position gets all-zero weights (never NaN).
+    """
+    mask = ops.cast(mask, "bool")
+    floor = ops.min(scores, axis=axis, keepdims=True)
+    top = ops.max(ops.where(mask, scores, floor), axis=axis, keepdims=True)
+    shifted = ops.where(mask, scores - top, ops.full_like(scores, MASKED_LOGIT))
+    weights = ops.softmax(shifted, axis=axis) * ops.cast(mask, scores.dtype)
+    return weights / ops.maximum(ops.sum(weights, axis=axis, keepdims=True), 1e-12)
 
 
 @keras.saving.register_keras_serializable(package="sklattn")
@@ -29,7 +50,7 @@ class MLP(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> from sklattn.layers import MLP
-    >>> MLP([8, 4])(np.ones((2, 3), "float32")).shape
+    >>> tuple(MLP([8, 4])(np.ones((2, 3), "float32")).shape)
     (2, 4)
     """
 

@@ -31,7 +31,7 @@ class Embedding(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> from sklattn.layers import Embedding
-    >>> Embedding(10, 4)(np.array([[1, 2, 0]])).shape
+    >>> tuple(Embedding(10, 4)(np.array([[1, 2, 0]])).shape)
     (1, 3, 4)
     """
 
@@ -99,7 +99,7 @@ class NumericEmbedding(keras.layers.Layer):
     --------
     >>> import numpy as np
     >>> from sklattn.layers import NumericEmbedding
-    >>> NumericEmbedding(2, 4)(np.ones((3, 2), "float32")).shape
+    >>> tuple(NumericEmbedding(2, 4)(np.ones((3, 2), "float32")).shape)
     (3, 2, 4)
     """
 

@@ -70,7 +70,7 @@ class AttentionalPooling(keras.layers.Layer):
     >>> import numpy as np
     >>> from sklattn.layers import AttentionalPooling
     >>> pooled, w = AttentionalPooling(4)(np.ones((2, 3, 5), "float32"))
-    >>> pooled.shape, w.shape
+    >>> tuple(pooled.shape), tuple(w.shape)
     ((2, 5), (2, 3))
     """
 

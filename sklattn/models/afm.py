@@ -18,9 +18,9 @@ from sklearn.utils._param_validation import Interval
 
 from .._backend import keras
 from .._schema import Schema
-from ..base import BaseSequenceClassifier
+from ..base import BaseKerasClassifier, Graph
 from ..layers import MLP, AttentionalPooling, BiInteractionPooling, PairwiseProducts, pair_indices
-from ._inputs import embed_fields, field_names, model_inputs
+from ._blocks import HEAD_PARAMETERS, embed_fields, field_names, model_inputs
 
 ops = keras.ops
 
@@ -38,11 +38,11 @@ def build_fm_graph(
     activation: str = "relu",
     dropout: float = 0.0,
     l2_reg_embedding: float = 0.0,
-) -> tuple[keras.Model, dict[str, keras.Model]]:
+) -> Graph:
     """Build AFM (``interaction="attention"``) or NFM (``interaction="bi"``).
 
     Both compute ``w_0 + sum_i w_i x_i + f(v_1, ..., v_F)`` over the fields of
-    :func:`~sklattn.models._inputs.field_names`: AFM's ``f`` is
+    :func:`~sklattn.models._blocks.field_names`: AFM's ``f`` is
     ``p^T sum_{i<j} a_ij (v_i * v_j)`` (dropout on the pooled vector), NFM's is
     an MLP on ``sum_{i<j} v_i * v_j`` (dropout on that vector).
 
@@ -58,16 +58,15 @@ l2_reg_embedding
 
     Returns
     -------
-    model : keras.Model
-        Inputs as :func:`~sklattn.models._inputs.model_inputs`, one logit per row.
-    extras : dict of str to keras.Model
-        For AFM, ``{"attention": model}`` returning the ``(batch, pairs)`` weights
-        in the order of :func:`~sklattn.layers.pair_indices`.
+    Graph
+        ``model``: inputs as :func:`~sklattn.models._blocks.model_inputs`, one logit
+        per row; ``extras``: for AFM, ``{"attention": model}`` returning the
+        ``(batch, pairs)`` weights in the order of :func:`~sklattn.layers.pair_indices`.
     """
     inputs = model_inputs(schema)
     # One lookup per table gives each field its vector v_i and, in one extra column,
     # its linear weight w_i x_i (a sequence's is the mean of its items' weights).
-    both = embed_fields(inputs, schema, embedding_dim + 1, l2=l2_reg_embedding)
+    both, emb = embed_fields(inputs, schema, embedding_dim + 1, l2=l2_reg_embedding)
     fields = both[:, :, :embedding_dim]
     linear = ops.sum(both[:, :, embedding_dim], axis=1)
     extras = {}
@@ -89,16 +88,21 @@ l2_reg_embedding
     model = keras.Model(inputs, logit, name=name)
     if interaction == "attention":
         extras["attention"] = keras.Model(inputs, weights, name="afm_attention")
-    return model, extras
+    return Graph(model, extras, emb.tables)
 
 
-class _FMBase(BaseSequenceClassifier):
+class _FMBase(BaseKerasClassifier):
     _parameter_constraints: dict = {
-        **BaseSequenceClassifier._parameter_constraints,
+        **BaseKerasClassifier._parameter_constraints,
+        "dropout": HEAD_PARAMETERS["dropout"],
         "l2_reg_embedding": [Interval(Real, 0, None, closed="left")],
     }
 
-    def _check_roles(self, schema: Schema, absent) -> None:
+    def _after_fit(self, X, *, reset: bool) -> None:
+        if reset:
+            self.field_names_ = field_names(self.schema_)
+
+    def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
         names = field_names(schema)
         if len(names) < 2:
             raise ValueError(
@@ -266,7 +270,6 @@ class AFMClassifier(_FMBase):
         self.jit_compile = jit_compile
 
     def _build_graph(self, schema: Schema):
-        self.field_names_ = field_names(schema)
         return build_fm_graph(
             schema,
             interaction="attention",
@@ -354,6 +357,8 @@ n_features_in_
     (3,)
     """
 
+    _parameter_constraints: dict = {**_FMBase._parameter_constraints, **HEAD_PARAMETERS}
+
     def __init__(
         self,
         *,
@@ -394,7 +399,6 @@ n_features_in_
         self.jit_compile = jit_compile
 
     def _build_graph(self, schema: Schema):
-        self.field_names_ = field_names(schema)
         return build_fm_graph(
             schema,
             interaction="bi",

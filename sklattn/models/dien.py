@@ -18,8 +18,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import keras
-from .._schema import Schema
-from ..base import BaseSequenceClassifier
+from .._schema import FIRST_ID, OOV_ID, PAD_ID, Schema
+from ..base import BaseKerasClassifier, Graph
 from ..layers import (
     AttentionGRU,
     AuxiliaryLoss,
@@ -27,8 +27,16 @@ from ..layers import (
     MaskedPooling,
     NegativeSampler,
 )
-from ._inputs import embed_inputs, model_inputs
-from .din import attended_groups, check_candidates_present, group_inputs, output_logit
+from ._blocks import (
+    HEAD_PARAMETERS,
+    attended_groups,
+    check_candidates_present,
+    embed_inputs,
+    group_inputs,
+    model_inputs,
+    output_logit,
+    position_weights,
+)
 
 ops = keras.ops
 
@@ -50,14 +58,14 @@ def build_dien_graph(
     aux_hidden_units: Sequence[int] = (100, 50),
     history_sum: bool = True,
     unroll: bool = False,
-) -> tuple[keras.Model, dict[str, keras.Model]]:
+) -> Graph:
     """Build DIEN for every behaviour sequence that has its candidate column.
 
     Parameters
     ----------
     schema : Schema
         Column roles and vocabulary sizes. Aligned sequences of equal length
-        form one behaviour sequence (see :func:`~sklattn.models.din.attended_groups`);
+        form one behaviour sequence (see :func:`~sklattn.models._blocks.attended_groups`);
         the first of a group is the behaviour's item, the others its side features.
     embedding_dim, gru_type, gru_units, hidden_units, activation, dropout, \
 aux_loss_weight, aux_hidden_units, history_sum
@@ -67,18 +75,18 @@ aux_loss_weight, aux_hidden_units, history_sum
 
     Returns
     -------
-    model : keras.Model
-        Inputs as :func:`~sklattn.models._inputs.model_inputs`, one logit per row.
-    extras : dict of str to keras.Model
-        ``"attention"``: the attention weights of each behaviour sequence;
-        ``"auxiliary_loss"`` (when ``aux_loss_weight > 0``): per row and
-        sequence, ``[sum of step losses, number of steps]``.
+    Graph
+        ``model``: inputs as :func:`~sklattn.models._blocks.model_inputs`, one logit
+        per row. ``extras``: ``"attention"``, the attention weights of each behaviour
+        sequence; ``"auxiliary_loss"`` (when ``aux_loss_weight > 0``), per row and
+        sequence, ``[sum of step losses, number of steps]``. ``layers``:
+        ``"negative_samplers"``, the negative sampler of each behaviour sequence.
     """
     if gru_type not in GRU_TYPES:
         raise ValueError(f"gru_type must be one of {GRU_TYPES}; got {gru_type!r}.")
     inputs = model_inputs(schema)
     emb = embed_inputs(inputs, schema, embedding_dim)
-    features, weights, aux_stats = [], {}, {}
+    features, weights, aux_stats, samplers = [], {}, {}, {}
     attended, candidates = set(), set()
     for names, cands in attended_groups(schema):
         key = names[0]
@@ -95,6 +103,7 @@ aux_loss_weight, aux_hidden_units, history_sum
                 n_side=len(names) - 1,
                 name=f"negative_sampler_{key}",
             )
+            samplers[key] = sampler
             negative_items, negative_side = sampler(emb.ids[key])
             parts = [emb.tables[schema.sequences[key][1]](negative_items)]
             for k, n in enumerate(names[1:]):
@@ -138,10 +147,10 @@ aux_loss_weight, aux_hidden_units, history_sum
         extras["attention"] = keras.Model(inputs, weights, name="dien_attention")
     if aux_stats:
         extras["auxiliary_loss"] = keras.Model(inputs, aux_stats, name="dien_auxiliary_loss")
-    return model, extras
+    return Graph(model, extras, emb.tables, {"negative_samplers": samplers})
 
 
-class DIENClassifier(BaseSequenceClassifier):
+class DIENClassifier(BaseKerasClassifier):
     """Deep Interest Evolution Network click-through classifier.
 
     For each behaviour sequence ``e_1..e_T`` (the behaviour's item plus its side
@@ -249,7 +258,8 @@ class DIENClassifier(BaseSequenceClassifier):
     """
 
     _parameter_constraints: dict = {
-        **BaseSequenceClassifier._parameter_constraints,
+        **BaseKerasClassifier._parameter_constraints,
+        **HEAD_PARAMETERS,
         "gru_type": [StrOptions(set(GRU_TYPES))],
         "gru_units": [Interval(Integral, 1, None, closed="left"), None],
         "aux_loss_weight": [Interval(Real, 0, None, closed="left")],
@@ -326,7 +336,7 @@ class DIENClassifier(BaseSequenceClassifier):
         # the graph-mode one (the recurrences are already compiled loops).
         return False
 
-    def _check_roles(self, schema: Schema, absent) -> None:
+    def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
         check_candidates_present(self, schema, absent)
 
     def _set_data_statistics(self, ids) -> None:
@@ -334,17 +344,16 @@ class DIENClassifier(BaseSequenceClassifier):
         if not self.aux_loss_weight:
             return
         schema = self.schema_
-        position = {c: i for i, c in enumerate(schema.int_columns)}
-        for names, cands in attended_groups(schema):
-            sampler = self.model_.get_layer(f"negative_sampler_{names[0]}")
+        for names, _ in attended_groups(schema):
+            sampler = self._layers["negative_samplers"][names[0]]
             item_vocab = schema.sequences[names[0]][1]
             n_items = schema.vocabulary_sizes[item_vocab]
-            items = _id_block(ids, position, schema.sequences[names[0]][0], cands[0])
+            items = ids[:, schema.sequence_positions(names[0], with_candidate=True)]
             counts = np.bincount(items.ravel(), minlength=n_items)[:n_items]
             weights = counts if self.negative_sampling == "frequency" else np.ones(n_items)
-            side = np.ones((n_items, len(names) - 1), dtype=np.int32)
-            for k, (name, cand) in enumerate(zip(names[1:], cands[1:], strict=True)):
-                values = _id_block(ids, position, schema.sequences[name][0], cand)
+            side = np.full((n_items, len(names) - 1), OOV_ID, dtype=np.int32)
+            for k, name in enumerate(names[1:]):
+                values = ids[:, schema.sequence_positions(name, with_candidate=True)]
                 side[:, k] = _most_frequent_partner(items, values, n_items)
             sampler.set_distribution(weights, side)
 
@@ -366,7 +375,7 @@ class DIENClassifier(BaseSequenceClassifier):
             ``position`` (1 = oldest), ``item`` (encoded id), ``weight`` (the
             weights of a row's sequence sum to 1).
         """
-        return self._position_weights(X, "attention")
+        return position_weights(self, X, "attention")
 
     def auxiliary_loss(self, X) -> float:
         """The auxiliary next-behaviour loss on X (mean over valid steps).
@@ -393,20 +402,12 @@ class DIENClassifier(BaseSequenceClassifier):
         return float(total / max(count, 1.0))
 
 
-def _id_block(ids: np.ndarray, position: dict, columns: list[str], candidate: str) -> np.ndarray:
-    """The ids of a sequence's columns plus, when present, its candidate column."""
-    cols = [position[c] for c in columns]
-    if candidate in position:
-        cols.append(position[candidate])
-    return ids[:, cols]
-
-
 def _most_frequent_partner(items: np.ndarray, values: np.ndarray, n_items: int) -> np.ndarray:
-    """For every item id, the side id it co-occurs with most often (1 = unseen if never)."""
+    """For every item id, the side id it co-occurs with most often (unseen if never)."""
     items, values = items.ravel().astype(np.int64), values.ravel().astype(np.int64)
-    keep = (items >= 2) & (values != 0)
+    keep = (items >= FIRST_ID) & (values != PAD_ID)
     items, values = items[keep], values[keep]
-    out = np.ones(n_items, dtype=np.int32)
+    out = np.full(n_items, OOV_ID, dtype=np.int32)
     if not len(items):
         return out
     width = int(values.max()) + 1

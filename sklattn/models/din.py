@@ -17,68 +17,20 @@ from sklearn.utils._param_validation import Interval
 
 from .._backend import keras
 from .._schema import Schema
-from ..base import BaseSequenceClassifier
-from ..layers import MLP, ActivationUnit, MaskedPooling
-from ._inputs import embed_inputs, model_inputs
+from ..base import BaseKerasClassifier, Graph
+from ..layers import ActivationUnit, MaskedPooling
+from ._blocks import (
+    HEAD_PARAMETERS,
+    attended_groups,
+    check_candidates_present,
+    embed_inputs,
+    group_inputs,
+    model_inputs,
+    output_logit,
+    position_weights,
+)
 
-ops = keras.ops
-
-__all__ = ["DINClassifier", "SumPoolingClassifier", "build_din_graph", "attended_groups"]
-
-
-def attended_groups(schema: Schema) -> list[tuple[list[str], list[str]]]:
-    """Sequences that have their candidate column, grouped by length.
-
-    Sequences of equal length are aligned position by position (the encoder
-    pads them together), so ``{"hist_item": "item", "hist_cat": "cat"}`` forms
-    one group whose behaviour ``t`` is ``[item_t, cat_t]`` and whose query is
-    ``[item, cat]``. Returns ``[(sequence names, candidate columns), ...]``.
-    """
-    groups: dict[int, tuple[list[str], list[str]]] = {}
-    for name, (cols, vocab) in schema.sequences.items():
-        if vocab in schema.categorical:
-            names, cands = groups.setdefault(len(cols), ([], []))
-            names.append(name)
-            cands.append(vocab)
-    return list(groups.values())
-
-
-def group_inputs(emb, names: list[str], cands: list[str]):
-    """``(behaviours, query, valid)`` of one attended group: the aligned sequences'
-    embeddings concatenated per step, the candidates' concatenated, and the steps where
-    any of the sequences has a real event."""
-    behaviours = ops.concatenate([emb.sequences[n] for n in names], axis=-1)
-    query = ops.concatenate([emb.categorical[c] for c in cands], axis=-1)
-    valid = emb.masks[names[0]]
-    for n in names[1:]:
-        valid = ops.logical_or(valid, emb.masks[n])
-    return behaviours, query, valid
-
-
-def output_logit(emb, features: list, attended: set, candidates: set, *, hidden_units,
-                 activation: str, dropout: float):
-    """The shared head: ``features`` plus mean-pooled unattended sequences, the other
-    categorical embeddings and the numeric features, through the MLP to one logit."""
-    for name, seq in emb.sequences.items():
-        if name not in attended:  # no candidate to attend with: mean of the behaviours
-            pooling = MaskedPooling("mean", name=f"mean_pooling_{name}")
-            features.append(pooling(seq, emb.masks[name]))
-    features += [v for c, v in emb.categorical.items() if c not in candidates]
-    if emb.numeric is not None:
-        features.append(emb.numeric)
-    x = features[0] if len(features) == 1 else ops.concatenate(features, axis=-1)
-    x = MLP(hidden_units, activation=activation, dropout=dropout, name="mlp")(x)
-    return keras.layers.Dense(1, name="logit")(x)
-
-
-def check_candidates_present(estimator, schema: Schema, absent) -> None:
-    """Raise if a candidate column that a model attends with is missing from X."""
-    needed = [c for _, cands in attended_groups(schema) for c in cands if c in absent]
-    if needed:
-        raise ValueError(
-            f"{type(estimator).__name__} scores behaviours against the candidate, but the "
-            f"candidate columns {needed} are missing from X."
-        )
+__all__ = ["DINClassifier", "SumPoolingClassifier", "build_din_graph"]
 
 
 def build_din_graph(
@@ -92,7 +44,7 @@ def build_din_graph(
     normalize_attention: bool = False,
     l2_reg_embedding: float = 0.0,
     pooling: str = "attention",
-) -> tuple[keras.Model, dict[str, keras.Model]]:
+) -> Graph:
     """Build DIN (``pooling="attention"``) or the Base Model (``pooling="sum"``).
 
     Parameters
@@ -110,11 +62,10 @@ def build_din_graph(
 
     Returns
     -------
-    model : keras.Model
-        Inputs as :func:`~sklattn.models._inputs.model_inputs`, one logit per row.
-    extras : dict of str to keras.Model
-        ``{"attention": model}`` returning each attended sequence's weights
-        (only for ``pooling="attention"``).
+    Graph
+        ``model``: inputs as :func:`~sklattn.models._blocks.model_inputs`, one logit
+        per row; ``extras``: ``{"attention": model}`` returning each attended
+        sequence's weights (only for ``pooling="attention"``).
     """
     inputs = model_inputs(schema)
     emb = embed_inputs(inputs, schema, embedding_dim, l2=l2_reg_embedding)
@@ -144,14 +95,18 @@ def build_din_graph(
     extras = {}
     if weights:
         extras["attention"] = keras.Model(inputs, weights, name="din_attention")
-    return model, extras
+    return Graph(model, extras, emb.tables)
 
 
-class _DINBase(BaseSequenceClassifier):
+class _DINBase(BaseKerasClassifier):
     _parameter_constraints: dict = {
-        **BaseSequenceClassifier._parameter_constraints,
+        **BaseKerasClassifier._parameter_constraints,
+        **HEAD_PARAMETERS,
         "l2_reg_embedding": [Interval(Real, 0, None, closed="left")],
     }
+
+    def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
+        check_candidates_present(self, schema, absent)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -325,9 +280,6 @@ class DINClassifier(_DINBase):
             pooling="attention",
         )
 
-    def _check_roles(self, schema: Schema, absent) -> None:
-        check_candidates_present(self, schema, absent)
-
     def attention_weights(self, X) -> pd.DataFrame:
         """Per-position attention weights next to the behaviour ids.
 
@@ -344,7 +296,7 @@ class DINClassifier(_DINBase):
             encoded id; decode with ``SequenceEncoder.inverse_transform``),
             ``weight``. Padded positions are left out.
         """
-        return self._position_weights(X, "attention")
+        return position_weights(self, X, "attention")
 
 
 class SumPoolingClassifier(_DINBase):

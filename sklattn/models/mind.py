@@ -20,8 +20,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._backend import keras
-from .._schema import SCHEMA_ATTR, Schema
-from ..base import BaseKerasEstimator, _column_vocabularies
+from .._data import absent_columns, vocabulary_labels
+from .._schema import FIRST_ID, Schema
+from ..base import BaseKerasEstimator, Graph
 from ..layers import (
     MLP,
     CandidateSampler,
@@ -30,7 +31,7 @@ from ..layers import (
     SampledSoftmaxLoss,
 )
 from ..metrics import hit_rate_at_k
-from ._inputs import embed_inputs, model_inputs
+from ._blocks import embed_inputs, model_inputs
 from ._search import make_index
 
 ops = keras.ops
@@ -44,11 +45,10 @@ def per_row_loss(y_true, y_pred):
     return y_pred
 
 
-def _roles(schema: Schema) -> tuple[str, list[str], str, str | None]:
-    """(sequence name, its columns, its vocabulary, the target column or None)."""
-    (name, (cols, vocab)), = schema.sequences.items()
-    target = vocab if schema.categorical.get(vocab) == vocab else None
-    return name, cols, vocab, target
+def _roles(schema: Schema) -> tuple[str, str, str | None]:
+    """(sequence name, its vocabulary, the target column or None)."""
+    (name, (_, vocab)), = schema.sequences.items()
+    return name, vocab, schema.candidate_of(name)
 
 
 def build_mind_graph(
@@ -62,7 +62,7 @@ def build_mind_graph(
     hidden_units: Sequence[int] = (64,),
     n_negatives: int = 100,
     seed: int | None = None,
-) -> tuple[keras.Model, dict[str, keras.Model]]:
+) -> Graph:
     """Build MIND's training graph and its serving models.
 
     The item table is shared by the behaviours and the target. Behaviours are
@@ -74,14 +74,13 @@ def build_mind_graph(
 
     Returns
     -------
-    model : keras.Model
-        Inputs as :func:`~sklattn.models._inputs.model_inputs`; output: each row's
-        sampled softmax loss.
-    extras : dict of str to keras.Model
-        ``"interests"``: ``(interests (batch, K, dim), mask (batch, K))``;
-        ``"attention"``: the label-aware weights ``(batch, K)`` for the row's target.
+    Graph
+        ``model``: inputs as :func:`~sklattn.models._blocks.model_inputs`; output: each
+        row's sampled softmax loss. ``extras``: ``"interests"``, ``(interests (batch, K,
+        dim), mask (batch, K))``; ``"attention"``, the label-aware weights ``(batch, K)``
+        for the row's target. ``layers``: ``"candidate_sampler"``.
     """
-    _, _, vocab, target_col = _roles(schema)
+    _, vocab, target_col = _roles(schema)
     inputs = model_inputs(schema)
     emb = embed_inputs(inputs, schema, embedding_dim)
     seq = next(iter(schema.sequences))
@@ -108,21 +107,23 @@ def build_mind_graph(
     extras = {"interests": keras.Model(inputs, [interests, mask], name="mind_interests")}
 
     table = emb.tables[vocab]
-    position = schema.int_columns.index(target_col)
+    (position,) = schema.positions([target_col])
     target_ids = inputs[0][:, position]
     target = emb.categorical[target_col]
     user_vector, weights = LabelAwareAttention(pow_p, name="label_aware_attention")(
         interests, target, mask
     )
-    negatives, negative_log_q, target_log_q = CandidateSampler(
+    sampler = CandidateSampler(
         schema.vocabulary_sizes[vocab], n_negatives, seed=seed, name="candidate_sampler"
-    )(target_ids)
+    )
+    negatives, negative_log_q, target_log_q = sampler(target_ids)
     loss = SampledSoftmaxLoss(name="sampled_softmax")(
         user_vector, target, table(negatives), target_ids, negatives, target_log_q,
         negative_log_q,
     )
     extras["attention"] = keras.Model(inputs, weights, name="mind_label_attention")
-    return keras.Model(inputs, loss, name="mind"), extras
+    model = keras.Model(inputs, loss, name="mind")
+    return Graph(model, extras, emb.tables, {"candidate_sampler": sampler})
 
 
 class MINDRetriever(TransformerMixin, BaseKerasEstimator):
@@ -331,83 +332,50 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
     def _serving_model(self) -> keras.Model:
         return self._extra_models["interests"]
 
-    def _check_roles(self, schema: Schema, absent) -> None:
+    def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
         if len(schema.sequences) != 1:
             raise ValueError(
                 f"{type(self).__name__} routes one behaviour sequence into interests, but "
                 f"X has {len(schema.sequences)} sequences {list(schema.sequences)}."
             )
-        name, _, vocab, target = _roles(schema)
+        name, vocab, target = _roles(schema)
         if target is None:
             raise ValueError(
                 f"{type(self).__name__} needs the target item column {vocab!r} of sequence "
                 f"{name!r} (the item of each training event); X has no such column."
             )
+        if training and target in absent:
+            raise ValueError(
+                f"{type(self).__name__} trains on (history, next item) rows, but the target "
+                f"column {target!r} is missing from X."
+            )
 
     def _set_data_statistics(self, ids) -> None:
         super()._set_data_statistics(ids)
-        sampler = self.model_.get_layer("candidate_sampler")
-        size = self.schema_.vocabulary_sizes[self._vocab]
+        _, vocab, _ = _roles(self.schema_)
+        sampler = self._layers["candidate_sampler"]
+        size = self.schema_.vocabulary_sizes[vocab]
         if self.negative_sampling == "uniform":
             sampler.set_distribution(np.ones(size))
             return
-        columns = np.array(_column_vocabularies(self.schema_), dtype=object) == self._vocab
+        columns = self.schema_.vocabulary_positions(vocab)
         sampler.set_distribution(np.bincount(ids[:, columns].ravel(), minlength=size))
 
     # ------------------------------------------------------------------ fit
-    def fit(self, X, y=None, sample_weight=None) -> MINDRetriever:
-        """Train on positive events.
+    _requires_dataframe = True
 
-        Parameters
-        ----------
-        X : pandas.DataFrame
-            Encoded rows (usually a SequenceEncoder's output): a history and the
-            item that followed it, plus optional user-profile columns.
-        y : None
-            Ignored; present for the scikit-learn API.
-        sample_weight : array-like of shape (n_samples,), default=None
-            Per-row weights of the loss.
-
-        Returns
-        -------
-        self
-            The fitted estimator.
-        """
-        self._validate_params()
-        reset = not (self.warm_start and hasattr(self, "model_"))
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"{type(self).__name__} needs a pandas DataFrame with a behaviour sequence "
-                f"and its target column; got {type(X).__name__}."
-            )
-        ids, floats = self._prepare(X, reset=reset)
+    def _after_fit(self, X, *, reset: bool) -> None:
         if reset:
-            self.sequence_, _, self._vocab, self.target_ = _roles(self.schema_)
-        absent = X.attrs.get(SCHEMA_ATTR, {}).get("absent", ())
-        if self.target_ in absent:
-            raise ValueError(
-                f"{type(self).__name__} trains on (history, next item) rows, but the target "
-                f"column {self.target_!r} is missing from X."
-            )
-        weights = None
-        if sample_weight is not None:
-            weights = _check_sample_weight(sample_weight, ids, dtype=np.float64)
-            weights = weights.astype(np.float32)
-        self._train(
-            ids, floats, np.zeros(len(ids), np.float32), weights, epochs=self.epochs,
-            reset=reset, validate=True, stratify=False,
-        )
-        if reset:
+            self.sequence_, self._vocab, self.target_ = _roles(self.schema_)
             size = self.schema_.vocabulary_sizes[self._vocab]
-            labels = X.attrs.get(SCHEMA_ATTR, {}).get("labels")
+            labels = vocabulary_labels(X)
             if labels is not None and self._vocab in labels:
-                self.item_labels_ = np.asarray(labels[self._vocab])[: size - 2]
+                self.item_labels_ = np.asarray(labels[self._vocab])[: size - FIRST_ID]
             else:
-                self.item_labels_ = np.arange(2, size)
-        table = self.model_.get_layer(f"emb_{self._vocab}")
-        self.item_embeddings_ = np.asarray(table.embeddings)[2:].astype(np.float32)
+                self.item_labels_ = np.arange(FIRST_ID, size)
+        table = self._tables[self._vocab]
+        self.item_embeddings_ = np.asarray(table.embeddings)[FIRST_ID:].astype(np.float32)
         self._index = None
-        return self
 
     # -------------------------------------------------------------- serving
     def user_interests(self, X) -> tuple[np.ndarray, np.ndarray]:
@@ -470,13 +438,14 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         if not isinstance(X, pd.DataFrame):
             raise TypeError(f"X must be a pandas DataFrame; got {type(X).__name__}.")
         index = self._get_index()
-        n_hist = len(self.schema_.sequences[self.sequence_][0])  # the first id columns
+        history = self.schema_.sequence_positions(self.sequence_)
 
         def run(ids, floats):
             out = self._predict_fn(*[a for a in (ids, floats) if a is not None])
             exclude = None
             if self.exclude_seen:
-                exclude = ids[:, :n_hist].astype(np.int64) - 2  # ids 0 and 1 become < 0
+                # Rows of item_embeddings_; padding and unseen ids become -1 (no item).
+                exclude = ids[:, history].astype(np.int64) - FIRST_ID
                 exclude[exclude < 0] = -1
             return index.search(np.asarray(out[0]), np.asarray(out[1]).astype(bool), top_n,
                                  exclude)
@@ -541,16 +510,14 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         float
         """
         check_is_fitted(self, "model_")
-        absent = X.attrs.get(SCHEMA_ATTR, {}).get("absent", ()) if isinstance(
-            X, pd.DataFrame) else ()
         if not isinstance(X, pd.DataFrame) or self.target_ not in X.columns or (
-            self.target_ in absent
+            self.target_ in absent_columns(X)
         ):
             raise ValueError(
                 f"score needs the target column {self.target_!r} in X (the item to retrieve)."
             )
         positions, _ = self._search(X, self.top_n)
-        targets = X[self.target_].to_numpy(dtype=np.int64) - 2
+        targets = X[self.target_].to_numpy(dtype=np.int64) - FIRST_ID
         targets[targets < 0] = -2  # padding or unseen: never a hit (missing results are -1)
         if sample_weight is None:
             return hit_rate_at_k(targets, positions)

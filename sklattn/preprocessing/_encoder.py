@@ -12,14 +12,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
-from ._schema import SCHEMA_ATTR, Schema, VocabularyLabels
+from .._schema import FIRST_ID, OOV_ID, PAD_ID, SCHEMA_ATTR, Schema, VocabularyLabels
 
-__all__ = ["SequenceEncoder", "find_sequence_columns", "PAD_ID", "OOV_ID"]
-
-PAD_ID = 0
-"""Id of padding and of missing values."""
-OOV_ID = 1
-"""Id of values not seen (or rarer than ``min_frequency``) when the encoder was fitted."""
+__all__ = ["SequenceEncoder", "find_sequence_columns"]
 
 
 def find_sequence_columns(columns: Sequence[str], prefix: str) -> list[str]:
@@ -118,7 +113,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     * id ``0`` is padding and missing values (NaN, None, ``""``), id ``1`` is
       an out-of-vocabulary value (unseen at fit time or rarer than
       ``min_frequency``); known values get ids ``2, 3, ...`` by decreasing
-      frequency.
+      frequency, ties in order of first appearance.
     * A sequence shares its vocabulary with its candidate column: in
       ``sequences={"userRatedMovie": "movieId"}`` movie 349 has the same id in
       ``userRatedMovie1..5`` and in ``movieId``.
@@ -168,7 +163,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         Roles of the output columns and vocabulary sizes.
     vocabularies_ : dict of str to ndarray
         Known values of each vocabulary; value ``vocabularies_[v][k]`` has id
-        ``k + 2``.
+        ``k + FIRST_ID`` (``sklattn.preprocessing.FIRST_ID``, 2).
     sequence_columns_in_ : dict of str to list of str
         The input columns each sequence was read from.
     feature_names_in_ : ndarray of str
@@ -189,9 +184,9 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     >>> enc = SequenceEncoder(sequences={"userRatedMovie": "movieId"}, most_recent="first")
     >>> enc.fit_transform(X)[["userRatedMovie_1", "userRatedMovie_2", "movieId"]]
        userRatedMovie_1  userRatedMovie_2  movieId
-    0                 4                 3        2
-    1                 0                 2        3
-    2                 3                 2        4
+    0                 4                 2        3
+    1                 0                 3        2
+    2                 2                 3        4
     """
 
     _parameter_constraints: dict = {
@@ -278,8 +273,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         rest = [c for c in columns if c not in used and c not in drop and c not in candidates]
         dates = [
             c for c in rest
-            if pd.api.types.is_datetime64_any_dtype(X[c])
-            or pd.api.types.is_timedelta64_dtype(X[c])
+            if (pd.api.types.is_datetime64_any_dtype(X[c])
+                or pd.api.types.is_timedelta64_dtype(X[c]))
             and c not in (categorical or ())
         ]
         if dates:
@@ -323,13 +318,15 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self.vocabularies_ = {}
         for vocab, parts in pieces.items():
             values = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=object)
-            counts = values.value_counts(sort=True)
+            # By decreasing frequency; ties in order of first appearance (histories
+            # before the candidate column), so ids do not depend on the pandas version.
+            counts = values.value_counts(sort=False).sort_values(ascending=False, kind="stable")
             counts = counts[counts >= self.min_frequency]
             vocab_values = np.asarray(counts.index, dtype=object)
             self.vocabularies_[vocab] = vocab_values
         self._indexes = {v: pd.Index(vals, dtype=object) for v, vals in self.vocabularies_.items()}
         self._maps = {
-            v: {**{value: k + 2 for k, value in enumerate(vals)}, "": PAD_ID}
+            v: {**{value: k + FIRST_ID for k, value in enumerate(vals)}, "": PAD_ID}
             for v, vals in self.vocabularies_.items()
         }
 
@@ -374,7 +371,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             },
             categorical={c: c for c in self._categorical_in},
             numeric=list(numeric),
-            vocabulary_sizes={v: len(vals) + 2 for v, vals in self.vocabularies_.items()},
+            vocabulary_sizes={v: len(vals) + FIRST_ID for v, vals in self.vocabularies_.items()},
         )
         # Candidate columns never seen at fit time still own their vocabulary.
         for vocab in candidates:
@@ -590,12 +587,13 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         present = ~flat_missing
         if present.any():
             found = self._indexes[vocab].get_indexer(pd.Index(flat_keys[present]))
-            ids[present] = np.where(found < 0, OOV_ID, found + 2)
+            ids[present] = np.where(found < 0, OOV_ID, found + FIRST_ID)
         return ids.reshape(keys.shape)
 
     def _decode(self, vocab: str, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
-        table = np.concatenate([np.array([None, None], dtype=object), self.vocabularies_[vocab]])
+        # Padding and the unseen id decode to None.
+        table = np.concatenate([np.full(FIRST_ID, None, dtype=object), self.vocabularies_[vocab]])
         if ids.size and (ids.min() < 0 or ids.max() >= len(table)):
             raise ValueError(f"Ids out of range for vocabulary {vocab!r}.")
         return table[ids]

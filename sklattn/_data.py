@@ -1,0 +1,223 @@
+"""X to model arrays: the one module that reads an encoded frame.
+
+A model reads two arrays: the int32 id matrix (columns :attr:`Schema.int_columns`)
+and the float32 numeric matrix (:attr:`Schema.numeric`). This module resolves which
+column plays which role (:func:`resolve_schema`), checks the input and converts it
+(:func:`to_arrays`), and is the only reader of what a
+:class:`~sklattn.SequenceEncoder` attaches to its output's ``attrs``
+(:func:`absent_columns`, :func:`vocabulary_labels`). Nothing here imports TensorFlow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from ._schema import FIRST_ID, OOV_ID, SCHEMA_ATTR, Schema
+from .preprocessing import find_sequence_columns
+
+__all__ = ["absent_columns", "resolve_schema", "to_arrays", "vocabulary_labels"]
+
+
+# ------------------------------------------------------------------ the encoder's attrs
+def _encoded(X) -> dict | None:
+    if isinstance(X, pd.DataFrame):
+        return X.attrs.get(SCHEMA_ATTR)
+    return None
+
+
+def absent_columns(X) -> tuple[str, ...]:
+    """Columns the encoder filled with padding because X lacked them (e.g. a candidate
+    column at serving time)."""
+    encoded = _encoded(X)
+    return tuple(encoded.get("absent", ())) if encoded else ()
+
+
+def vocabulary_labels(X) -> Mapping[str, np.ndarray] | None:
+    """The encoder's original values of each vocabulary (id ``k + FIRST_ID`` is value
+    ``k``), or None when X did not come from a SequenceEncoder."""
+    encoded = _encoded(X)
+    return encoded.get("labels") if encoded else None
+
+
+# ------------------------------------------------------------------ roles
+def resolve_schema(estimator, X) -> Schema:
+    """Column roles of a fresh fit, in order of precedence: the estimator's
+    ``sequences`` / ``categorical`` parameters (already-encoded integer input), the
+    schema a SequenceEncoder attached to X, or every column numeric."""
+    if estimator._requires_dataframe and not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{type(estimator).__name__} needs a pandas DataFrame of encoded columns (a "
+            f"SequenceEncoder's output, or integer ids named in 'sequences'); got "
+            f"{type(X).__name__}."
+        )
+    if estimator.sequences is not None or estimator.categorical is not None:
+        schema = _schema_from_parameters(estimator, X)
+        absent: tuple[str, ...] = ()
+    elif (encoded := _encoded(X)) is not None:
+        schema = Schema.from_dict(encoded)
+        absent = absent_columns(X)
+    else:
+        schema = _numeric_schema(estimator, X)
+        absent = ()
+    estimator._check_roles(schema, absent, training=True)
+    return schema
+
+
+def _numeric_schema(estimator, X) -> Schema:
+    if isinstance(X, pd.DataFrame):
+        bad = [c for c in X.columns if not pd.api.types.is_numeric_dtype(X[c])]
+        if bad:
+            raise ValueError(
+                f"Columns {bad} are not numeric. Encode raw data with "
+                "sklattn.SequenceEncoder first, or name id columns in 'sequences' / "
+                "'categorical'."
+            )
+        names = [str(c) for c in X.columns]
+    else:
+        n_features = validate_data(estimator, X, reset=True, dtype=np.float32).shape[1]
+        names = [f"x{i}" for i in range(n_features)]
+    return Schema(numeric=names)
+
+
+def _schema_from_parameters(estimator, X) -> Schema:
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            "'sequences' / 'categorical' name DataFrame columns; X must be a pandas DataFrame."
+        )
+    columns = [str(c) for c in X.columns]
+    sequences: dict[str, tuple[list[str], str]] = {}
+    for name, vocab in (estimator.sequences or {}).items():
+        cols = find_sequence_columns(columns, name)
+        if not cols or cols == [name]:
+            raise ValueError(
+                f"No numbered columns found for sequence {name!r} (e.g. {name}_1, {name}_2)."
+            )
+        sequences[name] = (cols, vocab)
+    categorical = {c: c for c in estimator.categorical or ()}
+    for _, vocab in sequences.values():
+        if vocab in columns:
+            categorical.setdefault(vocab, vocab)
+    missing = [c for c in categorical if c not in columns]
+    if missing:
+        raise ValueError(f"Columns {missing} named in 'categorical' are not in X.")
+    used = {c for cols, _ in sequences.values() for c in cols} | set(categorical)
+    numeric = [c for c in columns if c not in used]
+    # A vocabulary holds at least padding and the unseen id; larger ids at predict time
+    # are unseen values.
+    sizes: dict[str, int] = {}
+    for cols, vocab in sequences.values():
+        sizes[vocab] = max(sizes.get(vocab, FIRST_ID), _max_id(X, cols) + 1)
+    for col, vocab in categorical.items():
+        sizes[vocab] = max(sizes.get(vocab, FIRST_ID), _max_id(X, [col]) + 1)
+    return Schema(sequences, categorical, numeric, sizes)
+
+
+def _max_id(X: pd.DataFrame, cols: list[str]) -> int:
+    values = _integer_ids(X, cols)
+    return int(values.max()) if values.size else 0
+
+
+# ------------------------------------------------------------------ conversion
+def to_arrays(estimator, X, *, reset: bool = False, training: bool = False):
+    """Split X into the int32 id matrix and the float32 numeric matrix.
+
+    ``reset`` (a fresh fit) records the input columns and their positions on the
+    estimator (``feature_names_in_``, ``n_features_in_``); otherwise X is checked
+    against them. ``training`` says whether the rows are for training, which some
+    models need more columns for (``_check_roles``). Either array is None when the
+    schema has no such columns.
+    """
+    schema = estimator.schema_
+    fitted_on_array = not reset and not hasattr(estimator, "feature_names_in_")
+    if not schema.int_columns and (not isinstance(X, pd.DataFrame) or fitted_on_array):
+        # Numeric features only; a DataFrame after a fit on an array gets scikit-learn's
+        # feature-name warning and is used by position.
+        floats = validate_data(estimator, X, reset=reset, dtype=np.float32)
+        return None, floats
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{type(estimator).__name__} was fitted on a DataFrame with id columns; pass a "
+            f"pandas DataFrame with columns {schema.columns[:5]}..."
+        )
+    if reset:
+        estimator.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        estimator.n_features_in_ = X.shape[1]
+        estimator._vocab_limits = np.array(
+            [schema.vocabulary_sizes[v] for v in schema.column_vocabularies], dtype=np.float64
+        )
+        position = {str(c): i for i, c in enumerate(X.columns)}
+        estimator._int_positions = np.array([position[c] for c in schema.int_columns], int)
+        estimator._num_positions = np.array([position[c] for c in schema.numeric], int)
+    else:
+        check_is_fitted(estimator, "model_")
+        expected = list(estimator.feature_names_in_)
+        if list(X.columns) != expected:
+            missing = [c for c in expected if c not in X.columns]
+            extra = [c for c in X.columns if c not in set(expected)]
+            if missing or extra:
+                raise ValueError(
+                    f"X does not have the columns seen in fit. Missing: {missing}; "
+                    f"unexpected: {extra}."
+                )
+            X = X[expected]
+        absent = absent_columns(X)
+        if absent:
+            estimator._check_roles(schema, absent, training=training)
+    if len(X) == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={X.shape}) while a minimum of 1 is required."
+        )
+    try:
+        values = X.to_numpy(dtype=np.float64, na_value=np.nan)
+    except (TypeError, ValueError):
+        values = None
+    ids = floats = None
+    if schema.int_columns:
+        if values is None or not np.isfinite(v := values[:, estimator._int_positions]).all() or (
+            (v < 0).any() or (v != np.floor(v)).any()
+        ):
+            # Slow path: raises an error that names the offending columns.
+            v = _integer_ids(X, schema.int_columns).astype(np.float64)
+        # Ids beyond a vocabulary (possible with hand-encoded input) are unseen values.
+        ids = np.where(v >= estimator._vocab_limits, OOV_ID, v).astype(np.int32)
+    if schema.numeric:
+        if values is None or not np.isfinite(f := values[:, estimator._num_positions]).all():
+            frame = X.iloc[:, estimator._num_positions].set_axis(schema.numeric, axis=1)
+            bad = [c for c in schema.numeric if not _is_number_dtype(frame[c].dtype)]
+            if bad:
+                raise ValueError(f"Numeric columns {bad} hold non-numeric values.")
+            f = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+            cols = [schema.numeric[j] for j in np.flatnonzero(~np.isfinite(f).all(axis=0))]
+            raise ValueError(
+                f"Input contains NaN or infinity in numeric columns {cols}; impute them "
+                "(SequenceEncoder's numeric_nan does this)."
+            )
+        floats = f.astype(np.float32)
+    return ids, floats
+
+
+def _is_number_dtype(dtype) -> bool:
+    return pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype)
+
+
+def _integer_ids(X: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """Id columns as int64, with clear errors for NaN, fractions, negatives and text."""
+    frame = X[cols]
+    bad = [c for c in cols if not _is_number_dtype(frame[c].dtype)]
+    if bad:
+        raise ValueError(
+            f"Id columns {bad} are not integer-encoded; encode them with SequenceEncoder."
+        )
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    if np.isnan(values).any():
+        cols_nan = [cols[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
+        raise ValueError(f"Id columns {cols_nan} contain NaN; use 0 for padding.")
+    if (values < 0).any() or (values != np.round(values)).any():
+        cols_bad = [cols[j] for j in np.flatnonzero(
+            ((values < 0) | (values != np.round(values))).any(axis=0))]
+        raise ValueError(f"Id columns {cols_bad} must hold non-negative integers.")
+    return values.astype(np.int64)
