@@ -10,8 +10,16 @@ DINClassifier``.
 from __future__ import annotations
 
 import importlib
+import os
 
-from .preprocessing import SequenceEncoder
+# The backend sklattn's models are written for, and TensorFlow's start-up log levels:
+# set now (cheap) so that a Keras imported by the user before the first model agrees.
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.setdefault("ABSL_MIN_LOG_LEVEL", "3")
+
+from .preprocessing import SequenceEncoder  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -25,16 +33,24 @@ _MODELS = (
     "SumPoolingClassifier",
 )
 
+#: Submodules reachable as attributes (``sklattn.layers``), imported on first access.
+_SUBMODULES = (
+    "base", "datasets", "layers", "metrics", "models", "plotting", "preprocessing",
+)
+
 __all__ = [*_MODELS, "SequenceEncoder", "__version__"]
 
 
 def __getattr__(name: str):
     if name in _MODELS:
         value = getattr(importlib.import_module(".models", __name__), name)
-        globals()[name] = value  # later look-ups skip this function
-        return value
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f".{name}", __name__)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODELS})
+    return sorted({*globals(), *_MODELS, *_SUBMODULES})

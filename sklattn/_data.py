@@ -10,6 +10,7 @@ column plays which role (:func:`resolve_schema`), checks the input and converts 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 import numpy as np
@@ -18,6 +19,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ._schema import FIRST_ID, OOV_ID, SCHEMA_ATTR, Schema
 from .preprocessing import find_sequence_columns
+from .preprocessing._encoder import POLARS_SCHEMA_ATTRIBUTE, to_pandas
 
 __all__ = ["absent_columns", "resolve_schema", "to_arrays", "vocabulary_labels"]
 
@@ -26,7 +28,40 @@ __all__ = ["absent_columns", "resolve_schema", "to_arrays", "vocabulary_labels"]
 def _encoded(X) -> dict | None:
     if isinstance(X, pd.DataFrame):
         return X.attrs.get(SCHEMA_ATTR)
-    return None
+    return getattr(X, POLARS_SCHEMA_ATTRIBUTE, None)  # a polars frame from the encoder
+
+
+def as_frame(X):
+    """pandas as it is; a polars DataFrame or a pyarrow Table as pandas (the encoder's
+    schema carried over); anything else (arrays, lists) unchanged."""
+    if isinstance(X, pd.DataFrame) or type(X).__module__.split(".")[0] not in (
+        "polars", "pyarrow"
+    ):
+        return X
+    return to_pandas(X)
+
+
+def _restore_prefixed_columns(X: pd.DataFrame, encoded: dict) -> pd.DataFrame:
+    """The encoder's columns as it named them. A ColumnTransformer prefixes them
+    (``"enc__hist_item_1"``) and pandas keeps the attrs of a lone frame: when every
+    encoded column is there under one prefix, the prefix is removed."""
+    schema = Schema.from_dict(encoded)
+    if all(c in X.columns for c in schema.columns):
+        return X
+    names = [str(c) for c in X.columns]
+    prefixes = {n[: -len(c)] for c in schema.columns for n in names
+                if n.endswith("__" + c)}
+    for prefix in sorted(prefixes):
+        if all(prefix + c in names for c in schema.columns):
+            renamed = X.rename(columns={prefix + c: c for c in schema.columns})
+            renamed.attrs = X.attrs
+            return renamed
+    missing = [c for c in schema.columns if c not in names]
+    raise ValueError(
+        f"X carries a SequenceEncoder schema but lacks its columns {missing[:5]}: a step "
+        "between the encoder and the model renamed or dropped them. Put the model directly "
+        "after the encoder."
+    )
 
 
 def absent_columns(X) -> tuple[str, ...]:
@@ -48,23 +83,34 @@ def resolve_schema(estimator, X) -> Schema:
     """Column roles of a fresh fit, in order of precedence: the estimator's
     ``sequences`` / ``categorical`` parameters (already-encoded integer input), the
     schema a SequenceEncoder attached to X, or every column numeric."""
+    X = as_frame(X)
     if estimator._requires_dataframe and not isinstance(X, pd.DataFrame):
         raise TypeError(
             f"{type(estimator).__name__} needs a pandas DataFrame of encoded columns (a "
             f"SequenceEncoder's output, or integer ids named in 'sequences'); got "
             f"{type(X).__name__}."
         )
+    absent = absent_columns(X)
     if estimator.sequences is not None or estimator.categorical is not None:
         schema = _schema_from_parameters(estimator, X)
-        absent: tuple[str, ...] = ()
     elif (encoded := _encoded(X)) is not None:
         schema = Schema.from_dict(encoded)
-        absent = absent_columns(X)
+        X = _restore_prefixed_columns(X, encoded)
+        extra = [c for c in X.columns if c not in set(schema.columns)]
+        if extra:
+            raise ValueError(
+                f"Columns {extra[:5]} of X are not in the SequenceEncoder's output the model "
+                "reads; encode them with the encoder (e.g. 'numeric' or 'categorical'), or "
+                "drop them."
+            )
     else:
         schema = _numeric_schema(estimator, X)
-        absent = ()
     estimator._check_roles(schema, absent, training=True)
     return schema
+
+
+#: A numbered column of a sequence: a name with a letter, an optional "_", a number.
+_NUMBERED = re.compile(r"^(.*[A-Za-z].*?)_?(\d+)$")
 
 
 def _numeric_schema(estimator, X) -> Schema:
@@ -76,11 +122,48 @@ def _numeric_schema(estimator, X) -> Schema:
                 "sklattn.SequenceEncoder first, or name id columns in 'sequences' / "
                 "'categorical'."
             )
+        _refuse_encoded_looking(estimator, X)
         names = [str(c) for c in X.columns]
     else:
         n_features = validate_data(estimator, X, reset=True, dtype=np.float32).shape[1]
         names = [f"x{i}" for i in range(n_features)]
     return Schema(numeric=names)
+
+
+def _refuse_encoded_looking(estimator, X: pd.DataFrame) -> None:
+    """Raise when X looks like a SequenceEncoder's output that lost its schema (numbered
+    integer columns: a behaviour sequence of ids), instead of training on raw ids as
+    numbers. ``categorical=[]`` says the columns really are numeric."""
+    groups: dict[str, list[str]] = {}
+    for c in X.columns:
+        m = _NUMBERED.match(str(c))
+        if m and _id_like(X[c]):
+            groups.setdefault(m.group(1), []).append(str(c))
+    sequences = {name: cols for name, cols in groups.items() if len(cols) >= 2}
+    if sequences:
+        name, cols = next(iter(sequences.items()))
+        raise ValueError(
+            f"X looks like an encoded behaviour log without its schema: columns {cols[:3]}... "
+            f"are integer ids of a sequence {name!r}, which {type(estimator).__name__} would "
+            "otherwise read as numbers. The SequenceEncoder's schema was lost on the way "
+            "(e.g. a ColumnTransformer, or a frame rebuilt by hand): put the model directly "
+            "after the encoder, or name the roles, e.g. "
+            f"{type(estimator).__name__}(sequences={{{name!r}: <candidate column>}}, "
+            "categorical=[<other id columns>]). If these columns are numeric features, pass "
+            "categorical=[]."
+        )
+
+
+def _id_like(column: pd.Series) -> bool:
+    """Integer values >= 0, of an integer or a float dtype (a frame rebuilt from
+    ``to_numpy()`` turns the encoder's ids into floats)."""
+    if not (pd.api.types.is_integer_dtype(column.dtype)
+            or pd.api.types.is_float_dtype(column.dtype)):
+        return False
+    values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+    return bool(len(values)) and bool(
+        np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values)))
+    )
 
 
 def _schema_from_parameters(estimator, X) -> Schema:
@@ -132,6 +215,9 @@ def to_arrays(estimator, X, *, reset: bool = False, training: bool = False):
     schema has no such columns.
     """
     schema = estimator.schema_
+    X = as_frame(X)
+    if (encoded := _encoded(X)) is not None and schema.int_columns:
+        X = _restore_prefixed_columns(X, encoded)
     fitted_on_array = not reset and not hasattr(estimator, "feature_names_in_")
     if not schema.int_columns and (not isinstance(X, pd.DataFrame) or fitted_on_array):
         # Numeric features only; a DataFrame after a fit on an array gets scikit-learn's
@@ -213,9 +299,9 @@ def _integer_ids(X: pd.DataFrame, cols: list[str]) -> np.ndarray:
             f"Id columns {bad} are not integer-encoded; encode them with SequenceEncoder."
         )
     values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
-    if np.isnan(values).any():
-        cols_nan = [cols[j] for j in np.flatnonzero(np.isnan(values).any(axis=0))]
-        raise ValueError(f"Id columns {cols_nan} contain NaN; use 0 for padding.")
+    if not np.isfinite(values).all():
+        cols_nan = [cols[j] for j in np.flatnonzero(~np.isfinite(values).all(axis=0))]
+        raise ValueError(f"Id columns {cols_nan} contain NaN or infinity; use 0 for padding.")
     if (values < 0).any() or (values != np.round(values)).any():
         cols_bad = [cols[j] for j in np.flatnonzero(
             ((values < 0) | (values != np.round(values))).any(axis=0))]

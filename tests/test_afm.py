@@ -8,6 +8,10 @@ from sklearn.base import clone, is_classifier
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
+from sklearn.utils.estimator_checks import (
+    check_class_weight_classifiers,
+    check_classifiers_train,
+)
 
 from sklattn import AFMClassifier, NFMClassifier, SequenceEncoder
 from sklattn.datasets import make_field_interactions, make_interest_sequences
@@ -296,3 +300,35 @@ def test_plain_numeric_arrays_are_fields():
         est.predict_proba(pd.DataFrame(X, columns=["a", "b", "c"]))
     with pytest.raises(ValueError, match=r"1 feature\(s\)"):
         AFMClassifier(**TINY).fit(X[:, :1], y)
+
+
+@pytest.mark.parametrize("check", [check_classifiers_train, check_class_weight_classifiers])
+@pytest.mark.parametrize("cls", [AFMClassifier, NFMClassifier])
+def test_default_parameters_learn_scikit_learns_check_data(cls, check):
+    """Default parameters, nothing else (the checks set random_state=0 themselves).
+
+    200 rows with batch 256 is one Adam step per epoch: with random linear weights,
+    w_0 = 0 and learning rate 1e-3 both checks failed (training accuracy 0.5)."""
+    check(cls.__name__, cls())
+
+
+@pytest.mark.parametrize("cls", [AFMClassifier, NFMClassifier])
+def test_linear_weights_start_at_zero_and_the_bias_at_the_weighted_base_rate(cls):
+    X = np.random.default_rng(0).normal(size=(200, 3)).astype("float32")
+    y = np.r_[np.ones(50, int), np.zeros(150, int)]
+    weights = np.r_[np.full(50, 2.0), np.ones(150)]  # weighted base rate 100 / 250
+    # A learning rate of 1e-12 leaves the fitted weights where they started.
+    est = cls(embedding_dim=4, epochs=1, learning_rate=1e-12, random_state=0)
+    est.fit(X, y, sample_weight=weights)
+    bias = est._layers["logit"].bias.numpy()
+    np.testing.assert_allclose(bias, [np.log(100 / 150)], rtol=1e-5)
+    vectors = [layer.vectors.numpy() for layer in est.model_.layers
+               if isinstance(layer, NumericEmbedding)][0]
+    np.testing.assert_allclose(vectors[:, -1], 0.0, atol=1e-9)  # the w_k column
+    assert np.abs(vectors[:, :-1]).max() > 0  # the field vectors stay random
+    # A class without weight gives a finite start (a rate of 1e-6), not -inf.
+    est = cls(embedding_dim=4, epochs=1, learning_rate=1e-12, random_state=0,
+              class_weight={0: 1.0, 1: 0.0}).fit(X, y)
+    np.testing.assert_allclose(est._layers["logit"].bias.numpy(), [np.log(1e-6 / (1 - 1e-6))],
+                               rtol=1e-5)
+    assert np.isfinite(est.predict_proba(X)).all()

@@ -1,11 +1,12 @@
 import pickle
+import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.base import clone, is_classifier
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
@@ -266,3 +267,43 @@ def test_verbose_progress(encoded, capsys):
     assert capsys.readouterr().out == ""
     _din(epochs=2, verbose=2).fit(Xe, y)
     assert "Epoch 2/2" in capsys.readouterr().out
+
+
+def _long_histories(n_rows=1000, length=2000, n_items=500, seed=0):
+    """Pre-encoded rows with a 2,000-event history each: the more often the candidate
+    occurs in the history, the likelier the click."""
+    rng = np.random.default_rng(seed)
+    history = rng.integers(2, n_items, size=(n_rows, length))
+    item = rng.integers(2, n_items, size=n_rows)
+    lift = (history == item[:, None]).mean(axis=1) * n_items  # 1 on average
+    y = (rng.random(n_rows) < 1 / (1 + np.exp(-3 * (lift - 1)))).astype(int)
+    X = pd.DataFrame(history, columns=[f"hist_{t + 1}" for t in range(length)])
+    return X.assign(item=item), y
+
+
+def test_sum_pooling_saturates_on_long_histories_and_says_so():
+    """Summed over 2,000 events, every embedding step moves the pooled vector 2,000 times
+    as far: the fit ends predicting class 0 for every row with |logit| > 400 (clipped log
+    loss 17.7), which used to pass silently. It warns now, and pooling="mean" learns the
+    same data."""
+    X, y = _long_histories()
+    small = dict(sequences={"hist": "item"}, embedding_dim=4, hidden_units=(64,), epochs=3,
+                 learning_rate=0.03, random_state=0)
+    with pytest.warns(UserWarning, match=r"saturated.*2000 behaviour.*pooling='mean'"):
+        summed = SumPoolingClassifier(**small).fit(X, y)
+    assert np.mean(np.abs(summed.decision_function(X)) > 15) > 0.9
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        mean = SumPoolingClassifier(pooling="mean", **small).fit(X, y)
+    assert not [w for w in caught if "saturated" in str(w.message)]
+    logits = mean.decision_function(X)
+    assert np.abs(logits).max() < 15
+    assert log_loss(y, mean.predict_proba(X)) < 0.6  # 0.51; a constant scores 0.69
+    assert roc_auc_score(y, logits) > 0.8  # 0.85; the saturated sum: 0.67
+
+
+def test_sum_pooling_parameter():
+    assert SumPoolingClassifier().pooling == "sum"  # the paper's Base Model
+    X, y = _long_histories(n_rows=50, length=5)
+    with pytest.raises(ValueError, match="pooling"):
+        SumPoolingClassifier(sequences={"hist": "item"}, pooling="max").fit(X, y)

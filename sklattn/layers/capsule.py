@@ -226,7 +226,10 @@ class LabelAwareAttention(keras.layers.Layer):
             magnitude = ops.abs(scores)
             powered = ops.sign(scores) * ops.power(ops.minimum(magnitude, cap), self.pow_p)
             soft = masked_softmax(powered, mask)
-            best = ops.argmax(masked_softmax(scores, mask), axis=-1)
+            # Order-preserving: masked entries sit strictly below every valid score.
+            valid_scores = ops.where(mask, scores, ops.zeros_like(scores))
+            low = ops.min(valid_scores, axis=-1, keepdims=True)
+            best = ops.argmax(ops.where(mask, scores, low - ops.abs(low) - 1.0), axis=-1)
             hard = ops.one_hot(best, n_interests, dtype=scores.dtype)
             saturated = ops.any(ops.logical_and(mask, magnitude >= cap), axis=-1, keepdims=True)
             weights = ops.where(saturated, hard, soft)

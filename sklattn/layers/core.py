@@ -24,7 +24,8 @@ def masked_softmax(scores, mask, axis: int = -1):
     valid position gets all-zero weights (never NaN).
     """
     mask = ops.cast(mask, "bool")
-    floor = ops.min(scores, axis=axis, keepdims=True)
+    # Masked entries never enter the arithmetic (they may hold anything, NaN included).
+    floor = ops.min(ops.where(mask, scores, ops.zeros_like(scores)), axis=axis, keepdims=True)
     top = ops.max(ops.where(mask, scores, floor), axis=axis, keepdims=True)
     shifted = ops.where(mask, scores - top, ops.full_like(scores, MASKED_LOGIT))
     weights = ops.softmax(shifted, axis=axis) * ops.cast(mask, scores.dtype)

@@ -13,22 +13,46 @@ per-position weights (:func:`position_weights`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from numbers import Real
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval, Options, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import keras
+from .._data import as_frame
 from .._schema import PAD_ID, Schema
 from ..layers import MLP, Embedding, MaskedPooling, NumericEmbedding
 
 ops = keras.ops
 
+class _LayerWidths(Options):
+    """A sequence of positive integers: the widths of an MLP's layers (may be empty).
+
+    (An ``Options`` subclass because scikit-learn's validator accepts only its own
+    constraint classes.)"""
+
+    def __init__(self) -> None:
+        super().__init__(object, set())
+
+    def is_satisfied_by(self, val) -> bool:
+        if isinstance(val, (str, bytes)) or not hasattr(val, "__iter__"):
+            return False
+        return all(
+            isinstance(u, Integral) and not isinstance(u, bool) and u >= 1 for u in val
+        )
+
+    def __str__(self) -> str:
+        return "a sequence of positive integers (layer widths)"
+
+
+#: Constraint of an MLP's layer widths (``hidden_units``, ``attention_units``, ...).
+LAYER_WIDTHS = _LayerWidths()
+
 #: Constraints of the MLP head's hyper-parameters (``output_logit``).
 HEAD_PARAMETERS: dict = {
-    "hidden_units": ["array-like"],
+    "hidden_units": [LAYER_WIDTHS],
     "activation": [StrOptions({"dice", "prelu", "relu", "sigmoid", "tanh", "gelu"})],
     "dropout": [Interval(Real, 0, 1, closed="left")],
 }
@@ -202,6 +226,7 @@ def position_weights(estimator, X, output: str = "attention") -> pd.DataFrame:
     check_is_fitted(estimator, "model_")
     if output not in estimator._extra_models:
         raise ValueError("This model has no attended sequence (no candidate column).")
+    X = as_frame(X)
     if not isinstance(X, pd.DataFrame):
         raise TypeError("X must be a pandas DataFrame of encoded rows.")
     outputs = estimator._extra_outputs(X, output)

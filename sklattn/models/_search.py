@@ -4,15 +4,48 @@ A user is ``K`` interest vectors (some masked); an item's score is its largest d
 product with a valid interest (MIND's serving rule). :class:`BruteForceIndex` is exact
 and needs nothing but numpy; :class:`FaissIndex` (``pip install "sklattn[ann]"``)
 is an approximate inverted-file index for catalogues of millions of items. Both
-return item *positions* (rows of the item matrix), best first, and ``-1`` where
-fewer than ``top_n`` items can be returned.
+return item *positions* (rows of the item matrix), best first, and ``-1`` (score
+``-inf``) only where fewer than ``top_n`` items remain: ``top_n`` larger than the
+catalogue, or more items excluded than the catalogue can spare. A caller that asks
+for at most ``n_items - m`` items with ``m`` exclusions per row always gets full rows
+(:class:`~sklattn.MINDRetriever` does).
 """
 
 from __future__ import annotations
 
+from numbers import Integral
+
 import numpy as np
 
-__all__ = ["BruteForceIndex", "FaissIndex", "make_index"]
+__all__ = ["BruteForceIndex", "FaissIndex", "check_top_n", "make_index"]
+
+
+def check_top_n(top_n, name: str = "top_n") -> int:
+    """Check a number of items to return.
+
+    Booleans, floats (even integral ones) and strings are refused: ``2.5`` or ``"3"``
+    items is a mistake, not a request to round.
+
+    Parameters
+    ----------
+    top_n : object
+        The value to check.
+    name : str, default="top_n"
+        The name the error message gives it.
+
+    Returns
+    -------
+    int
+        ``top_n`` as a Python int.
+
+    Raises
+    ------
+    ValueError
+        When ``top_n`` is not an integer >= 1.
+    """
+    if isinstance(top_n, bool) or not isinstance(top_n, Integral) or top_n < 1:
+        raise ValueError(f"{name} must be a positive integer (an int >= 1); got {top_n!r}.")
+    return int(top_n)
 
 
 def _merge_rows(best_s, best_i, rows, scores, items, top_n):
@@ -51,14 +84,18 @@ class BruteForceIndex:
         mask : ndarray of shape (n_users, K), bool
             Valid interests.
         top_n : int
+            Items per user (>= 1).
         exclude : ndarray of shape (n_users, m), default=None
             Item positions never to return (``-1`` = nothing).
 
         Returns
         -------
         positions : ndarray of shape (n_users, top_n), int64
+            Best first; ``-1`` where fewer than ``top_n`` items remain.
         scores : ndarray of shape (n_users, top_n), float32
+            ``-inf`` where the position is ``-1``.
         """
+        top_n = check_top_n(top_n)
         n_users, k, dim = interests.shape
         n_items = len(self.items)
         pos = np.full((n_users, top_n), -1, dtype=np.int64)
@@ -105,7 +142,9 @@ class FaissIndex:
     a query scans the ``nprobe`` lists (default 32) whose centroids score highest.
     More lists probed: higher recall of the exact top-N, slower queries. Each valid
     interest retrieves ``top_n`` plus the number of excluded items; the per-user
-    results are merged by each item's best score.
+    results are merged by each item's best score. A user whose probed lists hold too
+    few items for ``top_n`` results is searched again over every list (exactly), so a
+    row comes back short only where the catalogue itself is too small.
     """
 
     def __init__(self, items: np.ndarray, nlist: int | None = None, nprobe: int = 32,
@@ -133,17 +172,35 @@ class FaissIndex:
 
     def search(self, interests, mask, top_n: int, exclude=None):
         """Same contract as :meth:`BruteForceIndex.search`."""
-        n_users, k, dim = interests.shape
+        top_n = check_top_n(top_n)
+        interests = np.asarray(interests)
         mask = np.asarray(mask, dtype=bool)
-        extra = 0 if exclude is None else int((np.asarray(exclude) >= 0).sum(axis=1).max())
+        exclude = None if exclude is None else np.asarray(exclude)
+        pos, out = self._search(interests, mask, top_n, exclude, self.nprobe)
+        short = (pos < 0).any(axis=1)
+        if short.any() and self.nprobe < self.nlist:
+            # The probed lists held too few items for these rows: probe every list.
+            pos[short], out[short] = self._search(
+                interests[short], mask[short], top_n,
+                None if exclude is None else exclude[short], self.nlist,
+            )
+        return pos, out
+
+    def _search(self, interests, mask, top_n, exclude, nprobe):
+        import faiss
+
+        n_users, k, dim = interests.shape
+        extra = 0 if exclude is None else int((exclude >= 0).sum(axis=1).max(initial=0))
         want = min(top_n + extra, self.n_items)
         queries = np.ascontiguousarray(interests, dtype=np.float32).reshape(-1, dim)
-        scores, items = self.index.search(queries, want)
+        scores, items = self.index.search(
+            queries, want, params=faiss.SearchParametersIVF(nprobe=int(nprobe))
+        )
         scores = scores.reshape(n_users, k * want)
         items = items.reshape(n_users, k * want)
         scores[np.repeat(~mask, want, axis=1) | (items < 0)] = -np.inf
         if exclude is not None:
-            ex = np.asarray(exclude)
+            ex = exclude
             seen = (items[:, :, None] == ex[:, None, :]).any(axis=2)
             scores[seen] = -np.inf
         # An item found by several interests keeps its best score.

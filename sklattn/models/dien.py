@@ -29,6 +29,7 @@ from ..layers import (
 )
 from ._blocks import (
     HEAD_PARAMETERS,
+    LAYER_WIDTHS,
     attended_groups,
     check_candidates_present,
     embed_inputs,
@@ -263,7 +264,7 @@ class DIENClassifier(BaseKerasClassifier):
         "gru_type": [StrOptions(set(GRU_TYPES))],
         "gru_units": [Interval(Integral, 1, None, closed="left"), None],
         "aux_loss_weight": [Interval(Real, 0, None, closed="left")],
-        "aux_hidden_units": ["array-like"],
+        "aux_hidden_units": [LAYER_WIDTHS],
         "negative_sampling": [StrOptions({"uniform", "frequency"})],
         "history_sum": ["boolean"],
     }
@@ -339,8 +340,8 @@ class DIENClassifier(BaseKerasClassifier):
     def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
         check_candidates_present(self, schema, absent)
 
-    def _set_data_statistics(self, ids) -> None:
-        super()._set_data_statistics(ids)
+    def _set_data_statistics(self, ids, targets, weights) -> None:
+        super()._set_data_statistics(ids, targets, weights)
         if not self.aux_loss_weight:
             return
         schema = self.schema_

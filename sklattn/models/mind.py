@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._backend import keras
-from .._data import absent_columns, vocabulary_labels
+from .._data import absent_columns, as_frame, vocabulary_labels
 from .._schema import FIRST_ID, Schema
 from ..base import BaseKerasEstimator, Graph
 from ..layers import (
@@ -31,8 +31,8 @@ from ..layers import (
     SampledSoftmaxLoss,
 )
 from ..metrics import hit_rate_at_k
-from ._blocks import embed_inputs, model_inputs
-from ._search import make_index
+from ._blocks import LAYER_WIDTHS, embed_inputs, model_inputs
+from ._search import check_top_n, make_index
 
 ops = keras.ops
 
@@ -49,6 +49,33 @@ def _roles(schema: Schema) -> tuple[str, str, str | None]:
     """(sequence name, its vocabulary, the target column or None)."""
     (name, (_, vocab)), = schema.sequences.items()
     return name, vocab, schema.candidate_of(name)
+
+
+_LABEL_DTYPES = {
+    "integer": np.int64,
+    "floating": np.float64,
+    "mixed-integer-float": np.float64,
+    "boolean": np.bool_,
+}
+
+
+def _label_array(values) -> np.ndarray:
+    """The catalogue's labels in their own dtype: numbers (and booleans) as a numeric
+    array, anything else (strings, mixed types) as objects.
+
+    The encoder keeps its vocabularies as object arrays; converted here, ``predict``
+    returns ``int64`` items for integer item ids, as a scikit-learn user expects.
+    """
+    values = np.asarray(values, dtype=object)
+    dtype = _LABEL_DTYPES.get(pd.api.types.infer_dtype(values, skipna=False))
+    if dtype is not None:
+        try:
+            converted = values.astype(dtype)
+        except (OverflowError, TypeError, ValueError):  # e.g. ints beyond int64
+            return values
+        if (converted.astype(object) == values).all():  # lossless only
+            return converted
+    return values
 
 
 def build_mind_graph(
@@ -172,12 +199,23 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         Draw negatives in proportion to the items' training counts (in targets and
         histories), or uniformly.
     top_n : int, default=50
-        Items returned by :meth:`predict` and the cut-off of :meth:`score`.
+        Items returned by :meth:`predict` and the cut-off of :meth:`score`, capped
+        at the number of items every row is guaranteed to have: the catalogue size
+        ``len(item_labels_)``, or with ``exclude_seen=True`` the catalogue size
+        minus the history length (the number of sequence columns), because a
+        history can hold that many distinct items. The cap makes the output
+        rectangular, in the labels' own dtype and with finite scores: a top 10,000
+        of a 200-item catalogue with 6-item histories is 194 items per row.
     exclude_seen : bool, default=True
-        Never retrieve an item that is in the row's history.
+        Never retrieve an item that is in the row's history. When the history
+        length is not smaller than the catalogue, no item is guaranteed to remain,
+        and :meth:`predict`, :meth:`retrieve` and :meth:`score` raise a
+        ``ValueError`` (set ``exclude_seen=False`` for such a model).
     index : {"brute", "faiss"}, default="brute"
         Exact blocked search, or an approximate faiss inverted-file index
-        (``pip install "sklattn[ann]"``) for catalogues of millions of items.
+        (``pip install "sklattn[ann]"``) for catalogues of millions of items. The
+        index is built at the end of ``fit``; after ``set_params`` of ``index`` or
+        ``index_options`` the next search builds the new one.
     index_options : dict, default=None
         Options of the index: ``user_block`` / ``item_chunk`` for ``"brute"``,
         ``nlist`` / ``nprobe`` for ``"faiss"``.
@@ -211,7 +249,8 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         The target (item) column.
     item_labels_ : ndarray of shape (n_items,)
         The catalogue: original item values when the input came from a
-        SequenceEncoder, else the item ids.
+        SequenceEncoder, else the item ids. Numeric labels have a numeric dtype
+        (``int64``, ``float64`` or ``bool``); others are objects.
     item_embeddings_ : ndarray of shape (n_items, embedding_dim)
         Item vectors, row ``i`` for ``item_labels_[i]``.
     model_ : keras.Model
@@ -251,7 +290,7 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         "dynamic_interests": ["boolean"],
         "routing_iterations": [Interval(Integral, 1, None, closed="left")],
         "pow_p": [Interval(Real, 0, None, closed="left")],
-        "hidden_units": ["array-like"],
+        "hidden_units": [LAYER_WIDTHS],
         "n_negatives": [Interval(Integral, 1, None, closed="left")],
         "negative_sampling": [StrOptions({"frequency", "uniform"})],
         "top_n": [Interval(Integral, 1, None, closed="left")],
@@ -350,8 +389,8 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
                 f"column {target!r} is missing from X."
             )
 
-    def _set_data_statistics(self, ids) -> None:
-        super()._set_data_statistics(ids)
+    def _set_data_statistics(self, ids, targets, weights) -> None:
+        super()._set_data_statistics(ids, targets, weights)
         _, vocab, _ = _roles(self.schema_)
         sampler = self._layers["candidate_sampler"]
         size = self.schema_.vocabulary_sizes[vocab]
@@ -364,20 +403,31 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
     # ------------------------------------------------------------------ fit
     _requires_dataframe = True
 
-    def _after_fit(self, X, *, reset: bool) -> None:
+    def _after_fit(self, X, *, reset: bool, targets, weights) -> None:
         if reset:
             self.sequence_, self._vocab, self.target_ = _roles(self.schema_)
             size = self.schema_.vocabulary_sizes[self._vocab]
             labels = vocabulary_labels(X)
             if labels is not None and self._vocab in labels:
-                self.item_labels_ = np.asarray(labels[self._vocab])[: size - FIRST_ID]
+                self.item_labels_ = _label_array(labels[self._vocab][: size - FIRST_ID])
             else:
-                self.item_labels_ = np.arange(FIRST_ID, size)
+                self.item_labels_ = np.arange(FIRST_ID, size, dtype=np.int64)
         table = self._tables[self._vocab]
         self.item_embeddings_ = np.asarray(table.embeddings)[FIRST_ID:].astype(np.float32)
-        self._index = None
+        # Built now, not on the first search: serving never changes the estimator.
+        self._build_index()
 
     # -------------------------------------------------------------- serving
+    def _check_frame(self, X) -> pd.DataFrame:
+        X = as_frame(X)  # polars frames and pyarrow tables too
+        if not isinstance(X, pd.DataFrame):
+            raise TypeError(
+                f"{type(self).__name__} needs a pandas DataFrame of encoded columns (a "
+                "SequenceEncoder's output, or integer ids named in 'sequences'); got "
+                f"{type(X).__name__}."
+            )
+        return X
+
     def user_interests(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Each row's interest vectors and which of them are valid.
 
@@ -393,6 +443,7 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         mask : ndarray of shape (n_samples, n_interests), bool
         """
         check_is_fitted(self, "model_")
+        X = self._check_frame(X)
 
         def run(ids, floats):
             out = self._predict_fn(*[a for a in (ids, floats) if a is not None])
@@ -425,18 +476,41 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         return np.array([f"interest{k}_{j}" for k in range(self.n_interests)
                          for j in range(self.embedding_dim)], dtype=object)
 
+    def _index_key(self) -> tuple:
+        return self.index, dict(self.index_options or {})
+
+    def _build_index(self) -> None:
+        self._index = make_index(
+            self.index, self.item_embeddings_, self.index_options, seed=self._seed() or 0
+        )
+        self._built_index_key = self._index_key()
+
     def _get_index(self):
-        if getattr(self, "_index", None) is None:
-            self._index = make_index(
-                self.index, self.item_embeddings_, self.index_options, seed=self._seed() or 0
-            )
+        if getattr(self, "_index", None) is None or self._built_index_key != self._index_key():
+            self._build_index()  # index or index_options changed since fit
         return self._index
 
-    def _search(self, X, top_n: int) -> tuple[np.ndarray, np.ndarray]:
+    def _n_retrieved(self, top_n) -> int:
+        """Items per row for a request of ``top_n``: at most what every row is
+        guaranteed to have (see the ``top_n`` parameter)."""
+        top_n = check_top_n(top_n)
+        n_items = len(self.item_labels_)
+        if not self.exclude_seen:
+            return min(top_n, n_items)
+        history = len(self.schema_.sequence_positions(self.sequence_))
+        if n_items <= history:
+            raise ValueError(
+                f"exclude_seen=True, but a history of {history} items can hold the whole "
+                f"catalogue of {n_items} items, so no item is guaranteed to remain for a "
+                "row; set exclude_seen=False."
+            )
+        return min(top_n, n_items - history)
+
+    def _search(self, X, top_n) -> tuple[np.ndarray, np.ndarray]:
         """Item positions (rows of ``item_embeddings_``) and scores of every row."""
         check_is_fitted(self, "model_")
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(f"X must be a pandas DataFrame; got {type(X).__name__}.")
+        X = self._check_frame(X)
+        top_n = self._n_retrieved(top_n)
         index = self._get_index()
         history = self.schema_.sequence_positions(self.sequence_)
 
@@ -451,7 +525,17 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
                                  exclude)
 
         chunks = self._run_chunks(X, run)
-        return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+        positions = np.concatenate([c[0] for c in chunks])
+        scores = np.concatenate([c[1] for c in chunks])
+        # Every row has top_n items with finite scores unless the vectors are not finite.
+        bad = (positions < 0).any(axis=1) | ~np.isfinite(scores).all(axis=1)
+        if bad.any():
+            raise FloatingPointError(
+                f"{type(self).__name__} could not rank {top_n} items with finite scores for "
+                f"{int(bad.sum())} row(s): the interest or item vectors are not finite "
+                "(the model has diverged; lower learning_rate)."
+            )
+        return positions, scores
 
     def retrieve(self, X, top_n: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Top items of each row with their scores.
@@ -461,22 +545,21 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         X : pandas.DataFrame
             Encoded rows; the target column may be absent.
         top_n : int, default=None
-            Number of items; ``self.top_n`` when None.
+            Number of items (an int >= 1; anything else raises a ``ValueError``);
+            ``self.top_n`` when None. Capped at the number of items every row is
+            guaranteed to have: ``len(item_labels_)``, minus the history length
+            when ``exclude_seen=True`` (see the ``top_n`` parameter).
 
         Returns
         -------
-        items : ndarray of shape (n_samples, top_n)
-            Item labels, best first (None where the catalogue has fewer items).
-        scores : ndarray of shape (n_samples, top_n)
-            Each item's best inner product with a valid interest.
+        items : ndarray of shape (n_samples, n_retrieved)
+            Item labels, best first, in the dtype of ``item_labels_``;
+            ``n_retrieved`` is ``top_n`` after the cap.
+        scores : ndarray of shape (n_samples, n_retrieved), float32
+            Each item's best inner product with a valid interest; always finite.
         """
-        top_n = self.top_n if top_n is None else int(top_n)
-        positions, scores = self._search(X, top_n)
-        labels = self.item_labels_[np.maximum(positions, 0)]
-        if (positions < 0).any():
-            labels = labels.astype(object)
-            labels[positions < 0] = None
-        return labels, scores
+        positions, scores = self._search(X, self.top_n if top_n is None else top_n)
+        return self.item_labels_[positions], scores
 
     def predict(self, X) -> np.ndarray:
         """The ``top_n`` retrieved items of each row, best first.
@@ -488,13 +571,17 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
 
         Returns
         -------
-        ndarray of shape (n_samples, top_n)
-            Item labels (``item_labels_`` values).
+        ndarray of shape (n_samples, n_retrieved)
+            Item labels (``item_labels_`` values, in their dtype). ``n_retrieved`` is
+            ``top_n`` capped at ``len(item_labels_)``, minus the history length when
+            ``exclude_seen=True``: every row has that many items.
         """
         return self.retrieve(X)[0]
 
     def score(self, X, y=None, sample_weight=None) -> float:
         """Hit rate at ``top_n``: the fraction of rows whose target item is retrieved.
+
+        ``top_n`` is capped as in :meth:`predict`.
 
         Parameters
         ----------
@@ -510,15 +597,14 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         float
         """
         check_is_fitted(self, "model_")
-        if not isinstance(X, pd.DataFrame) or self.target_ not in X.columns or (
-            self.target_ in absent_columns(X)
-        ):
+        X = self._check_frame(X)
+        if self.target_ not in X.columns or self.target_ in absent_columns(X):
             raise ValueError(
                 f"score needs the target column {self.target_!r} in X (the item to retrieve)."
             )
         positions, _ = self._search(X, self.top_n)
         targets = X[self.target_].to_numpy(dtype=np.int64) - FIRST_ID
-        targets[targets < 0] = -2  # padding or unseen: never a hit (missing results are -1)
+        targets[targets < 0] = -1  # padding or unseen: never a hit
         if sample_weight is None:
             return hit_rate_at_k(targets, positions)
         hits = (positions == targets[:, None]).any(axis=1)
@@ -527,10 +613,28 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_index", None)
+        state.pop("_index", None)  # a faiss index does not pickle: rebuilt on load
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "item_embeddings_" in self.__dict__:
+            self._build_index()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
+        # X is a DataFrame of encoded columns (a SequenceEncoder's output, or integer
+        # ids named in ``sequences``): integer-coded categorical ids, no plain 2-D
+        # arrays, no strings, no NaN (0 is padding), not sparse. scikit-learn's own
+        # checks build numeric arrays, so with two_d_array=False it generates only
+        # check_estimator_cloneable; tests/test_mind.py runs the array-free checks
+        # and the rest of the contract on encoded frames.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.categorical = True
+        tags.input_tags.string = False
+        tags.input_tags.allow_nan = False
+        tags.input_tags.sparse = False
         tags.target_tags.required = False
+        # transform returns float32 interest vectors whatever the input dtype.
+        tags.transformer_tags.preserves_dtype = []
         return tags

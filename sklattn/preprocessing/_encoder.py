@@ -3,18 +3,80 @@
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Mapping, Sequence
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import check_is_fitted
 
 from .._schema import FIRST_ID, OOV_ID, PAD_ID, SCHEMA_ATTR, Schema, VocabularyLabels
 
-__all__ = ["SequenceEncoder", "find_sequence_columns"]
+__all__ = ["SequenceEncoder", "find_sequence_columns", "to_pandas"]
+
+#: The unseen-share warning needs at least this many values of a column in one call,
+#: so that a few cold-start items in a small request never warn.
+UNSEEN_WARNING_MIN_VALUES = 100
+
+#: Attribute that carries the schema on a polars frame (pandas frames use ``attrs``).
+POLARS_SCHEMA_ATTRIBUTE = "_sklattn_schema"
+
+_CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
+
+
+def to_pandas(X: object, *, what: str = "X") -> pd.DataFrame:
+    """``X`` as a pandas DataFrame: pandas as it is, a polars DataFrame or a pyarrow Table
+    converted (the encoder's schema carried over); anything else is a TypeError."""
+    if isinstance(X, pd.DataFrame):
+        return X
+    module = type(X).__module__.split(".")[0]
+    if module == "polars" and hasattr(X, "to_pandas"):
+        schema = getattr(X, POLARS_SCHEMA_ATTRIBUTE, None)
+        frame = X.to_pandas()
+        if schema is not None:
+            frame.attrs[SCHEMA_ATTR] = schema
+        return frame
+    if module == "pyarrow" and hasattr(X, "to_pandas") and hasattr(X, "column_names"):
+        return X.to_pandas()
+    raise TypeError(
+        f"{what} must be a pandas or polars DataFrame or a pyarrow Table with named "
+        f"columns; got {type(X).__module__}.{type(X).__name__}."
+    )
+
+
+def _value_kind(values: np.ndarray) -> str:
+    """The kind of a vocabulary's values: "int", "float", "str", "bool", "mixed" or
+    "empty". Integral floats count as ints (the encoder stores them as ints)."""
+    kinds = {_kind_of(v) for v in values}
+    if not kinds:
+        return "empty"
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
+def _kind_of(value) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "bool"
+    if isinstance(value, (Integral, np.integer)):
+        return "int"
+    if isinstance(value, (Real, np.floating)):
+        return "int" if float(value).is_integer() else "float"
+    if isinstance(value, str):
+        return "str"
+    return type(value).__name__
+
+
+def _convert_key(value, kind: str):
+    """``value`` in the vocabulary's kind when the conversion is exact and unambiguous
+    ("349" <-> 349, 349.0 -> "349"), else None."""
+    if kind == "int" and isinstance(value, str) and _CANONICAL_INT.fullmatch(value):
+        return int(value)
+    if kind == "str" and _kind_of(value) == "int" and not isinstance(value, (bool, np.bool_)):
+        return str(int(value))
+    return None
 
 
 def find_sequence_columns(columns: Sequence[str], prefix: str) -> list[str]:
@@ -84,8 +146,9 @@ def _sequence_matrix(X: pd.DataFrame, columns: list[str], list_valued: bool) -> 
     lists = X[columns[0]]
     width = 0
     rows = []
-    for i, value in enumerate(lists.to_numpy()):
-        if value is None or (isinstance(value, float) and np.isnan(value)):
+    # tolist: Python lists also from Arrow list columns (whose to_numpy holds arrays).
+    for i, value in enumerate(lists.tolist()):
+        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
             value = []
         elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             raise ValueError(
@@ -156,6 +219,12 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     scale_numeric : bool, default=True
         Standardise numeric columns with the training mean and standard
         deviation.
+    unseen_warning : float or None, default=0.5
+        Warn when more than this share of a column's values in one ``transform``
+        call (of at least 100 values) were not seen at fit. ``None`` never warns.
+        Independently of it, values whose type differs from the vocabulary's at fit
+        (``"349"`` for an integer id) are converted when the conversion is exact,
+        and otherwise warned about with the column name and the unseen share.
 
     Attributes
     ----------
@@ -199,6 +268,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
         "numeric_nan": [StrOptions({"mean", "zero", "error"})],
         "scale_numeric": ["boolean"],
+        "unseen_warning": [Interval(Real, 0, 1, closed="both"), None],
     }
 
     def __init__(
@@ -213,6 +283,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         min_frequency: int = 1,
         numeric_nan: str = "mean",
         scale_numeric: bool = True,
+        unseen_warning: float | None = 0.5,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -223,6 +294,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self.min_frequency = min_frequency
         self.numeric_nan = numeric_nan
         self.scale_numeric = scale_numeric
+        self.unseen_warning = unseen_warning
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: pd.DataFrame, y: object = None) -> SequenceEncoder:
@@ -260,7 +332,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                     f"{name!r} or numbered columns like {name}1, {name}_1, ..."
                 )
             self.sequence_columns_in_[name] = cols
-            self._list_valued[name] = cols == [name] and X[name].dtype == object
+            self._list_valued[name] = cols == [name] and _is_list_dtype(X[name].dtype)
         used = {c for cols in self.sequence_columns_in_.values() for c in cols}
 
         candidates = [c for c in dict.fromkeys(sequences.values())]
@@ -322,13 +394,9 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             # before the candidate column), so ids do not depend on the pandas version.
             counts = values.value_counts(sort=False).sort_values(ascending=False, kind="stable")
             counts = counts[counts >= self.min_frequency]
-            vocab_values = np.asarray(counts.index, dtype=object)
-            self.vocabularies_[vocab] = vocab_values
-        self._indexes = {v: pd.Index(vals, dtype=object) for v, vals in self.vocabularies_.items()}
-        self._maps = {
-            v: {**{value: k + FIRST_ID for k, value in enumerate(vals)}, "": PAD_ID}
-            for v, vals in self.vocabularies_.items()
-        }
+            self.vocabularies_[vocab] = _plain_array(np.asarray(counts.index, dtype=object))
+        self._vocabulary_kinds = {v: _value_kind(vals) for v, vals in self.vocabularies_.items()}
+        self._build_lookups()
 
         # Sequence widths after maxlen.
         self._widths = {}
@@ -343,9 +411,19 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         # Numeric statistics.
         if numeric:
             values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            empty = [c for c, j in zip(numeric, range(len(numeric)), strict=True)
+                     if np.isnan(values[:, j]).all()]
+            if empty:
+                warnings.warn(
+                    f"SequenceEncoder: numeric columns {empty} hold no value at fit (all "
+                    "missing); they are encoded as constants. Drop them, or name them in "
+                    "'categorical' if they hold ids that fit did not see.",
+                    UserWarning, stacklevel=2,
+                )
             if self.numeric_nan == "error":
                 self._check_numeric_nan(values, numeric)
-            with np.errstate(all="ignore"):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # all-missing: warned above
                 mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(numeric))
                 std = np.nanstd(values, axis=0) if len(values) else np.ones(len(numeric))
             mean = np.where(np.isfinite(mean), mean, 0.0)
@@ -378,8 +456,30 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             if vocab not in self.schema_.categorical:
                 self.schema_.categorical[vocab] = vocab
         self._output_columns = self.schema_.columns
-        self._labels = VocabularyLabels(self.vocabularies_)
         return self
+
+    def _build_lookups(self) -> None:
+        """Look-up structures derived from ``vocabularies_`` (rebuilt on unpickling, so
+        that the persisted state is plain arrays: see ``__getstate__``)."""
+        self._indexes = {v: pd.Index(vals, dtype=object) for v, vals in self.vocabularies_.items()}
+        self._maps = {
+            v: {**{value: k + FIRST_ID for k, value in enumerate(vals)}, "": PAD_ID}
+            for v, vals in self.vocabularies_.items()
+        }
+        self._labels = VocabularyLabels(self.vocabularies_)
+
+    def __getstate__(self):
+        # Only plain Python and numpy values: pickle, joblib and skops (which refuses
+        # pandas internals) all persist the same state.
+        state = dict(super().__getstate__())
+        for derived in ("_indexes", "_maps", "_labels"):
+            state.pop(derived, None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "vocabularies_" in state:
+            self._build_lookups()
 
     # ------------------------------------------------------------ transform
     def transform(self, X: pd.DataFrame) -> pd.DataFrame:
@@ -399,6 +499,11 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "schema_")
         X = self._check_frame(X)
+        if len(X) == 0:
+            raise ValueError(
+                f"Found 0 sample(s) in X (shape={X.shape}); SequenceEncoder.transform needs "
+                "at least one row."
+            )
         columns = set(X.columns)
         known = set(self.feature_names_in_)
         optional = set(self.schema_.candidate_columns) | set(self.drop or ())
@@ -425,7 +530,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 raw = cells[:, [where[c] for c in cols]]
             else:
                 raw = self._raw_sequence(X, name)
-            ids = self._lookup(vocab, raw).reshape(n, -1)
+            ids = self._lookup(vocab, raw, column=name).reshape(n, -1)
             raw_ids[name] = ids[:, ::-1] if self.most_recent == "first" else ids
         blocks: list[np.ndarray] = []
         for group in _aligned_groups(raw_ids):
@@ -446,23 +551,33 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 blocks.append(np.zeros((n, 1), dtype=np.int64))
             else:
                 values = cells[:, where[col]] if small else X[col]
-                blocks.append(self._lookup(col, values).reshape(n, 1))
+                blocks.append(self._lookup(col, values, column=col).reshape(n, 1))
         ints = np.concatenate(blocks, axis=1) if blocks else np.zeros((n, 0), np.int64)
         out = pd.DataFrame(
             ints.astype(np.int64, copy=False), index=X.index, columns=self.schema_.int_columns
         )
         if self.schema_.numeric:
-            if small:
-                raw = cells[:, [where[c] for c in self.schema_.numeric]]
-                raw = np.where(pd.isna(raw), np.nan, raw).astype(np.float64)
-            else:
-                raw = X[self.schema_.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            try:
+                if small:
+                    raw = cells[:, [where[c] for c in self.schema_.numeric]]
+                    raw = np.where(pd.isna(raw), np.nan, raw).astype(np.float64)
+                else:
+                    raw = X[self.schema_.numeric].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise ValueError(self._non_numeric_message(X)) from None
             floats = pd.DataFrame(self._numeric(raw), index=X.index, columns=self.schema_.numeric)
             out = pd.concat([out, floats], axis=1)
         schema = self.schema_.to_dict()
         schema["absent"] = absent
         schema["labels"] = self._labels
         out.attrs[SCHEMA_ATTR] = schema
+        if _get_output_config("transform", self)["dense"] == "polars":
+            # Built here rather than by scikit-learn's wrapper (which renames a polars
+            # frame in place), so that the schema can ride on it: polars has no attrs.
+            import polars as pl
+
+            out = pl.from_pandas(out)
+            setattr(out, POLARS_SCHEMA_ATTRIBUTE, schema)
         return out
 
     def inverse_transform(self, X: pd.DataFrame | np.ndarray) -> pd.DataFrame:
@@ -561,34 +676,102 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     # -------------------------------------------------------------- helpers
     @staticmethod
     def _check_frame(X: object) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                "SequenceEncoder expects a pandas DataFrame with named columns; got "
-                f"{type(X).__name__}."
-            )
-        if not all(isinstance(c, str) for c in X.columns):
-            raise TypeError("SequenceEncoder expects string column names.")
+        X = to_pandas(X, what="SequenceEncoder's X")
+        bad = [c for c in X.columns if not isinstance(c, str)]
+        if bad:
+            raise TypeError(f"SequenceEncoder expects string column names; got {bad[:5]}.")
+        duplicated = sorted(set(X.columns[X.columns.duplicated()]))
+        if duplicated:
+            raise ValueError(f"X has duplicated column names: {duplicated}.")
         return X
+
+    def _non_numeric_message(self, X: pd.DataFrame) -> str:
+        for c in self.schema_.numeric:
+            values = X[c]
+            converted = pd.to_numeric(values, errors="coerce")
+            bad = values[converted.isna() & values.notna()]
+            if len(bad):
+                return (
+                    f"Column {c!r} was numeric at fit but holds non-numeric values at "
+                    f"transform (e.g. {bad.iloc[0]!r}); convert it, or refit the encoder with "
+                    f"{c!r} in 'categorical'."
+                )
+        return f"Numeric columns {self.schema_.numeric} hold non-numeric values."
 
     def _raw_sequence(self, X: pd.DataFrame, name: str) -> pd.DataFrame:
         return _sequence_matrix(X, self.sequence_columns_in_[name], self._list_valued[name])
 
-    def _lookup(self, vocab: str, values: pd.DataFrame | pd.Series | np.ndarray) -> np.ndarray:
+    def _lookup(
+        self, vocab: str, values: pd.DataFrame | pd.Series | np.ndarray, *, column: str = ""
+    ) -> np.ndarray:
         if isinstance(values, np.ndarray):  # small object array: dict look-ups
             table = self._maps[vocab]
-            flat = values.reshape(-1)
-            missing = pd.isna(flat)
-            ids = [0 if m else table.get(v, OOV_ID) for v, m in zip(flat, missing, strict=True)]
-            return np.asarray(ids, dtype=np.int64).reshape(values.shape)
-        keys, missing = _as_keys(values)
-        flat_keys = keys.reshape(-1)
-        flat_missing = missing.reshape(-1)
-        ids = np.zeros(flat_keys.shape[0], dtype=np.int64)
-        present = ~flat_missing
-        if present.any():
-            found = self._indexes[vocab].get_indexer(pd.Index(flat_keys[present]))
-            ids[present] = np.where(found < 0, OOV_ID, found + FIRST_ID)
-        return ids.reshape(keys.shape)
+            shape = values.shape
+            flat_keys = values.reshape(-1)
+            flat_missing = np.asarray(pd.isna(flat_keys), dtype=bool)
+            ids = np.fromiter(
+                (PAD_ID if m else table.get(v, OOV_ID)
+                 for v, m in zip(flat_keys, flat_missing, strict=True)),
+                dtype=np.int64, count=len(flat_keys),
+            )
+            present = ~flat_missing & (ids != PAD_ID)  # "" is padding too
+        else:
+            keys, missing = _as_keys(values)
+            shape = keys.shape
+            flat_keys = keys.reshape(-1)
+            ids = np.zeros(flat_keys.shape[0], dtype=np.int64)
+            present = ~missing.reshape(-1)
+            if present.any():
+                found = self._indexes[vocab].get_indexer(pd.Index(flat_keys[present]))
+                ids[present] = np.where(found < 0, OOV_ID, found + FIRST_ID)
+        unseen = present & (ids == OOV_ID)
+        if unseen.any():
+            self._convert_unseen(vocab, column, flat_keys, present, unseen, ids)
+        return ids.reshape(shape)
+
+    def _convert_unseen(self, vocab, column, keys, present, unseen, ids) -> None:
+        """Look unseen values up again in the vocabulary's type when the conversion is
+        exact (``"349"`` for an int vocabulary, ``349`` for a str one), and warn when a
+        column's values do not have the type fit saw, or are mostly unseen."""
+        kind = self._vocabulary_kinds.get(vocab, "mixed")
+        positions = np.flatnonzero(unseen)
+        retry = {}
+        foreign = 0
+        for value in pd.unique(keys[positions]):
+            converted = _convert_key(value, kind) if kind in ("int", "str") else None
+            if converted is not None:
+                retry[value] = self._maps[vocab].get(converted, OOV_ID)
+        for i in positions:
+            value = keys[i]
+            if value in retry:
+                ids[i] = retry[value]
+            elif kind in ("int", "str", "float") and _kind_of(value) != kind:
+                foreign += 1
+        n_present = int(present.sum())
+        n_unseen = int((present & (ids == OOV_ID)).sum())
+        name = column or vocab
+        if foreign:
+            warnings.warn(
+                f"SequenceEncoder: {foreign} value(s) of {name!r} "
+                f"({foreign / n_present:.0%}) are not {kind} values like those of its "
+                f"vocabulary at fit and cannot be converted exactly (e.g. "
+                f"{keys[positions][0]!r}); they are encoded as unseen (id {OOV_ID}). "
+                f"{n_unseen / n_present:.0%} of {name!r} is unseen. Give the column the type "
+                "it had at fit.",
+                UserWarning, stacklevel=4,
+            )
+        elif (
+            self.unseen_warning is not None
+            and n_present >= UNSEEN_WARNING_MIN_VALUES
+            and n_unseen / n_present > self.unseen_warning
+        ):
+            warnings.warn(
+                f"SequenceEncoder: {n_unseen / n_present:.0%} of the values of {name!r} "
+                f"({n_unseen} of {n_present}) were not seen at fit and are encoded as unseen "
+                f"(id {OOV_ID}); above unseen_warning={self.unseen_warning}. Check the "
+                "column, or refit the encoder on recent data.",
+                UserWarning, stacklevel=4,
+            )
 
     def _decode(self, vocab: str, ids: np.ndarray) -> np.ndarray:
         ids = np.asarray(ids, dtype=np.int64)
@@ -638,3 +821,30 @@ def _left_align(sequences: list[np.ndarray]) -> list[np.ndarray]:
         return sequences  # already left-padded (the common case)
     order = np.argsort(valid, axis=1, kind="stable")  # padding first, events in order
     return [np.take_along_axis(ids, order, axis=1) for ids in sequences]
+
+
+def _is_list_dtype(dtype) -> bool:
+    """Object columns (lists, arrays) and Arrow list columns hold list-valued sequences."""
+    if pd.api.types.is_object_dtype(dtype):
+        return True
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        arrow = dtype.pyarrow_dtype
+        return pa.types.is_list(arrow) or pa.types.is_large_list(arrow) or (
+            pa.types.is_fixed_size_list(arrow)
+        )
+    return False
+
+
+def _plain_array(values: np.ndarray) -> np.ndarray:
+    """A vocabulary as a typed numpy array when its values share a plain type (int64, str),
+    else as objects: the encoder persists without pandas types."""
+    kind = _value_kind(values)
+    if kind == "int" and all(isinstance(v, (Integral, np.integer)) for v in values):
+        ints = np.array([int(v) for v in values], dtype=object)
+        if all(-(2**63) <= v < 2**63 for v in ints):
+            return ints.astype(np.int64)
+    if kind == "str":
+        return np.asarray(values, dtype=str)
+    return values

@@ -6,6 +6,7 @@ user's previous items (and, optionally, their attributes) as columns.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from numbers import Integral
 
 import numpy as np
@@ -78,9 +79,10 @@ def _window_columns(
 @validate_params(
     {
         "ratings": [pd.DataFrame],
-        "user_col": [str],
-        "item_col": [str],
-        "time_col": [str],
+        # Any column label, as before validation was added (pandas allows non-str labels).
+        "user_col": [Hashable],
+        "item_col": [Hashable],
+        "time_col": [Hashable],
         "maxlen": [_MAXLEN],
         "prefix": [str, None],
         "item_features": [pd.DataFrame, None],
@@ -112,7 +114,7 @@ def make_history_table(
     ----------
     ratings : pandas.DataFrame
         Event log, one row per interaction. All its columns are kept.
-    user_col, item_col, time_col : str, default="user_id", "item_id", "timestamp"
+    user_col, item_col, time_col : hashable, default="user_id", "item_id", "timestamp"
         Names of the user, item and time columns.
     maxlen : int, default=20
         Number of previous items per event.
