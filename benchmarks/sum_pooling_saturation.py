@@ -21,31 +21,17 @@ import argparse
 import warnings
 
 import numpy as np
-import pandas as pd
 from _common import emit, movielens_ctr, require_shared_data, timed
 from sklearn.metrics import log_loss, roc_auc_score
 
 from sklattn import SequenceEncoder, SumPoolingClassifier
-from sklattn.datasets import make_interest_sequences
-
-
-def long_histories(n_rows: int = 1000, length: int = 2000, n_items: int = 500, seed: int = 0):
-    """Encoded ids (``hist_1..length``, ``item``) and labels: clicks follow how often the
-    candidate occurs in the history."""
-    rng = np.random.default_rng(seed)
-    history = rng.integers(2, n_items, size=(n_rows, length))
-    item = rng.integers(2, n_items, size=n_rows)
-    lift = (history == item[:, None]).mean(axis=1) * n_items  # 1 on average
-    y = (rng.random(n_rows) < 1 / (1 + np.exp(-3 * (lift - 1)))).astype(int)
-    X = pd.DataFrame(history, columns=[f"hist_{t + 1}" for t in range(length)])
-    X["item"] = item
-    return X, y
+from sklattn.datasets import make_interest_sequences, make_long_histories
 
 
 def long_task(args) -> None:
     small = dict(embedding_dim=4, hidden_units=(64,), epochs=3, learning_rate=0.03)
     for seed in args.seeds:
-        X, y = long_histories(seed=seed)
+        X, y = make_long_histories(random_state=seed)
         for pooling in ("sum", "mean"):
             est = SumPoolingClassifier(sequences={"hist": "item"}, pooling=pooling,
                                        random_state=seed, **small)

@@ -5,6 +5,7 @@ from ._movielens import fetch_movielens, load_movielens
 from ._synthetic import (
     make_field_interactions,
     make_interest_sequences,
+    make_long_histories,
     make_multi_interest_sequences,
 )
 
@@ -14,5 +15,6 @@ __all__ = [
     "make_field_interactions",
     "make_history_table",
     "make_interest_sequences",
+    "make_long_histories",
     "make_multi_interest_sequences",
 ]

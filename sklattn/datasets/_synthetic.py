@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
 
+from .._schema import FIRST_ID
+
 
 def make_interest_sequences(
     n_samples: int = 10000,
@@ -339,3 +341,54 @@ def make_multi_interest_sequences(
     frame.insert(0, "user_id", np.repeat(np.arange(n_users), events_per_user))
     frame["item"] = windows[:, history_length]
     return frame
+
+
+def make_long_histories(
+    n_samples: int = 1000,
+    *,
+    history_length: int = 2000,
+    n_items: int = 500,
+    random_state: int | np.random.RandomState | None = None,
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Already-encoded rows with very long histories (the case where summed histories
+    saturate a model's outputs).
+
+    Every row has ``history_length`` behaviours ``hist_1..hist_{history_length}`` and a
+    candidate ``item``, integer ids in ``[FIRST_ID, n_items)`` drawn uniformly (no
+    padding). The click probability is ``sigmoid(3 * (lift - 1))`` where ``lift`` is how
+    much more often than chance the candidate occurs in the history (1 on average), so a
+    model that pools the history by its mean can learn it.
+
+    Parameters
+    ----------
+    n_samples : int, default=1000
+        Number of rows.
+    history_length : int, default=2000
+        Behaviours per row.
+    n_items : int, default=500
+        Ids run from ``FIRST_ID`` (2) to ``n_items - 1``.
+    random_state : int, RandomState instance or None, default=None
+        Seed.
+
+    Returns
+    -------
+    X : pandas.DataFrame
+        Integer columns ``hist_1..hist_{history_length}`` and ``item``; pass
+        ``sequences={"hist": "item"}`` to a model.
+    y : ndarray of shape (n_samples,)
+        Clicks (0 or 1).
+
+    Examples
+    --------
+    >>> from sklattn.datasets import make_long_histories
+    >>> X, y = make_long_histories(n_samples=5, history_length=3, random_state=0)
+    >>> list(X.columns), y.shape
+    (['hist_1', 'hist_2', 'hist_3', 'item'], (5,))
+    """
+    rng = check_random_state(random_state)
+    history = rng.randint(FIRST_ID, n_items, size=(n_samples, history_length))
+    item = rng.randint(FIRST_ID, n_items, size=n_samples)
+    lift = (history == item[:, None]).mean(axis=1) * (n_items - FIRST_ID)
+    y = (rng.random_sample(n_samples) < 1 / (1 + np.exp(-3 * (lift - 1)))).astype(int)
+    X = pd.DataFrame(history, columns=[f"hist_{t + 1}" for t in range(history_length)])
+    return X.assign(item=item), y

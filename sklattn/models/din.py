@@ -421,8 +421,8 @@ class_weight, warm_start, random_state, verbose, jit_compile
         super()._after_fit(X, reset=reset, targets=targets, weights=weights)
         # Summed over 2,000 behaviours, the pooled vector moves 2,000 times as far as one
         # embedding per step: 1,000 rows with 2,000-event histories (tests/test_din.py)
-        # ended 3 epochs predicting one class for every row with |logit| > 120 (seeds
-        # 0-2; scikit-learn's clipped log loss 17.3-18.7), silently.
+        # ended 3 epochs with every row saturated, |logit| > 15 (seeds 0-2;
+        # scikit-learn's clipped log loss 17.2-18.9), silently.
         # Saturation alone is no error (extreme class weights ask for it, and
         # check_class_weight_classifiers saturated 92% of its rows): the warning needs the
         # saturated rows to be wrong too, a log loss above a constant 0.5's.
