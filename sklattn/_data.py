@@ -41,6 +41,20 @@ def as_frame(X):
     return to_pandas(X)
 
 
+def _strip_prefix(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """X with ``{prefix}__{column}`` renamed ``{column}`` when every one of ``columns`` is
+    there under one prefix; X unchanged otherwise (the column check then names what is
+    missing)."""
+    names = [str(c) for c in X.columns]
+    prefixes = {n[: -len(c)] for c in columns for n in names if n.endswith("__" + c)}
+    for prefix in sorted(prefixes):
+        if all(prefix + c in names for c in columns):
+            renamed = X.rename(columns={prefix + c: c for c in columns})
+            renamed.attrs = X.attrs
+            return renamed
+    return X
+
+
 def _restore_prefixed_columns(X: pd.DataFrame, encoded: dict) -> pd.DataFrame:
     """The encoder's columns as it named them. A ColumnTransformer prefixes them
     (``"enc__hist_item_1"``) and pandas keeps the attrs of a lone frame: when every
@@ -48,15 +62,10 @@ def _restore_prefixed_columns(X: pd.DataFrame, encoded: dict) -> pd.DataFrame:
     schema = Schema.from_dict(encoded)
     if all(c in X.columns for c in schema.columns):
         return X
-    names = [str(c) for c in X.columns]
-    prefixes = {n[: -len(c)] for c in schema.columns for n in names
-                if n.endswith("__" + c)}
-    for prefix in sorted(prefixes):
-        if all(prefix + c in names for c in schema.columns):
-            renamed = X.rename(columns={prefix + c: c for c in schema.columns})
-            renamed.attrs = X.attrs
-            return renamed
-    missing = [c for c in schema.columns if c not in names]
+    X = _strip_prefix(X, schema.columns)
+    if all(c in X.columns for c in schema.columns):
+        return X
+    missing = [c for c in schema.columns if c not in X.columns]
     raise ValueError(
         f"X carries a SequenceEncoder schema but lacks its columns {missing[:5]}: a step "
         "between the encoder and the model renamed or dropped them. Put the model directly "
@@ -109,8 +118,8 @@ def resolve_schema(estimator, X) -> Schema:
     return schema
 
 
-#: A numbered column of a sequence: a name with a letter, an optional "_", a number.
-_NUMBERED = re.compile(r"^(.*[A-Za-z].*?)_?(\d+)$")
+#: A numbered column as the encoder writes it: ``{name}_{position}``.
+_NUMBERED = re.compile(r"^(.*[A-Za-z].*?)_(\d+)$")
 
 
 def _numeric_schema(estimator, X) -> Schema:
@@ -134,12 +143,21 @@ def _refuse_encoded_looking(estimator, X: pd.DataFrame) -> None:
     """Raise when X looks like a SequenceEncoder's output that lost its schema (numbered
     integer columns: a behaviour sequence of ids), instead of training on raw ids as
     numbers. ``categorical=[]`` says the columns really are numeric."""
-    groups: dict[str, list[str]] = {}
+    groups: dict[str, dict[int, str]] = {}
     for c in X.columns:
         m = _NUMBERED.match(str(c))
-        if m and _id_like(X[c]):
-            groups.setdefault(m.group(1), []).append(str(c))
-    sequences = {name: cols for name, cols in groups.items() if len(cols) >= 2}
+        if m:
+            groups.setdefault(m.group(1), {})[int(m.group(2))] = str(c)
+    # The encoder's layout, so that ordinary numeric frames (one-hot columns hour_0..23,
+    # counts f1, f2, pixel_0_0..) pass: positions exactly 1..N (N >= 2), integer ids >= 0
+    # with at least one real id (>= 2), every row left-padded (zeros only before ids).
+    sequences = {}
+    for name, numbered in groups.items():
+        if len(numbered) < 2 or sorted(numbered) != list(range(1, len(numbered) + 1)):
+            continue
+        cols = [numbered[i] for i in range(1, len(numbered) + 1)]
+        if all(_id_like(X[c]) for c in cols) and _left_padded_ids(X[cols]):
+            sequences[name] = cols
     if sequences:
         name, cols = next(iter(sequences.items()))
         raise ValueError(
@@ -164,6 +182,12 @@ def _id_like(column: pd.Series) -> bool:
     return bool(len(values)) and bool(
         np.all(np.isfinite(values) & (values >= 0) & (values == np.floor(values)))
     )
+
+
+def _left_padded_ids(frame: pd.DataFrame) -> bool:
+    values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    seen = np.maximum.accumulate(values != 0, axis=1)  # an id has appeared in the row
+    return bool((values >= 2).any()) and not bool((seen & (values == 0)).any())
 
 
 def _schema_from_parameters(estimator, X) -> Schema:
@@ -216,8 +240,8 @@ def to_arrays(estimator, X, *, reset: bool = False, training: bool = False):
     """
     schema = estimator.schema_
     X = as_frame(X)
-    if (encoded := _encoded(X)) is not None and schema.int_columns:
-        X = _restore_prefixed_columns(X, encoded)
+    if isinstance(X, pd.DataFrame) and any(c not in X.columns for c in schema.columns):
+        X = _strip_prefix(X, schema.columns)  # a ColumnTransformer's "enc__" names
     fitted_on_array = not reset and not hasattr(estimator, "feature_names_in_")
     if not schema.int_columns and (not isinstance(X, pd.DataFrame) or fitted_on_array):
         # Numeric features only; a DataFrame after a fit on an array gets scikit-learn's

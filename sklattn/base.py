@@ -19,6 +19,7 @@ from sklearn.utils.multiclass import check_classification_targets, type_of_targe
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d
 
 from ._backend import TF_BACKEND, keras, tf
+from ._compat import fill_new_parameters
 from ._data import as_frame, resolve_schema, to_arrays
 from ._schema import Schema
 
@@ -478,6 +479,7 @@ class BaseKerasEstimator(BaseEstimator):
     def __setstate__(self, state):
         weights = state.pop("_model_weights", None)
         super().__setstate__(state)
+        fill_new_parameters(self)  # pickled before a parameter existed: its default
         if weights is not None:
             self._build_models()
             self.model_.set_weights(weights)

@@ -220,3 +220,59 @@ def test_arrow_list_history_column():
     arrow = X.assign(hist=X["hist"].astype(pd.ArrowDtype(pa.list_(pa.int64()))))
     encoder = SequenceEncoder(sequences={"hist": "item"})
     pd.testing.assert_frame_equal(encoder.fit_transform(arrow), encoder.fit_transform(X))
+
+
+# ------------------------------------------------------------------ no false alarms
+def test_ordinary_numeric_frames_are_not_taken_for_lost_schemas():
+    from sklearn.preprocessing import OneHotEncoder
+
+    rng = np.random.default_rng(0)
+    y = np.arange(200) % 2
+    one_hot = OneHotEncoder(sparse_output=False).set_output(transform="pandas").fit_transform(
+        pd.DataFrame({"hour": rng.integers(0, 24, 200)}))  # hour_0..hour_23, 0/1
+    counts = pd.DataFrame({"f1": rng.integers(0, 9, 200), "f2": rng.integers(0, 9, 200)})
+    for frame in (one_hot, counts):
+        DINClassifier(**TINY).fit(frame, y)
+
+
+def test_a_subset_of_the_encoded_columns_with_named_roles(logs):
+    X, y = logs
+    encoded = SequenceEncoder(sequences=SEQS).fit_transform(X)
+    subset = encoded.drop(columns=["user_activity"])  # pandas keeps the attrs
+    DINClassifier(**TINY, sequences=SEQS).fit(subset, y).predict(subset)
+
+
+def test_string_vocabularies_stay_objects():
+    values = ["a", "a\x00", "b", "x" * 2000]
+    encoder = SequenceEncoder(categorical=["s"]).fit(pd.DataFrame({"s": values}))
+    assert encoder.vocabularies_["s"].dtype == object  # no 2,000-wide fixed strings
+    ids = encoder.transform(pd.DataFrame({"s": values}))["s"].tolist()
+    assert len(set(ids)) == 4 and 1 not in ids  # "a\x00" is not "a"
+
+
+def test_a_converted_value_that_is_still_unseen_is_type_drift():
+    encoder = SequenceEncoder(categorical=["zip"]).fit(pd.DataFrame({"zip": ["02139", "10001"]}))
+    with pytest.warns(UserWarning, match=r"'zip'.*not str.*2139"):
+        ids = encoder.transform(pd.DataFrame({"zip": [2139, 10001]}))["zip"].tolist()
+    assert ids[0] == 1 and ids[1] >= 2  # 10001 -> "10001" converts exactly
+
+
+def test_estimators_pickled_before_new_parameters_load(logs):
+    import pickle
+
+    from sklattn import SumPoolingClassifier
+
+    X, y = logs
+    encoder = SequenceEncoder(sequences=SEQS).fit(X)
+    model = SumPoolingClassifier(embedding_dim=4, hidden_units=(4,), epochs=1,
+                                 random_state=0).fit(encoder.transform(X), y)
+    # As an earlier version pickled them: without the parameters added since.
+    for est, new in ((encoder, ["unseen_warning", "_vocabulary_kinds"]), (model, ["pooling"])):
+        old = pickle.loads(pickle.dumps(est))
+        for name in new:
+            vars(old).pop(name)
+        restored = pickle.loads(pickle.dumps(old))
+        assert restored.get_params() == est.get_params()
+    restored_encoder = pickle.loads(pickle.dumps(encoder))
+    unseen = X.head(3).assign(item=10**9)  # an unseen id of the fit type
+    pd.testing.assert_frame_equal(restored_encoder.transform(unseen), encoder.transform(unseen))

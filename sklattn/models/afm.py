@@ -125,10 +125,13 @@ def _zero_linear_weights(model, tables, embedding_dim: int) -> None:
 
 def _weighted_log_odds(targets: np.ndarray, weights: np.ndarray | None) -> float:
     """Log-odds of the positive class under the training weights, clipped to +-13.8
-    (a rate of 1e-6) so that a class with zero weight gives a finite logit."""
+    (a rate of 1e-6); 0 when fewer than two classes carry weight."""
     w = np.ones_like(targets, dtype=np.float64) if weights is None else weights.astype(np.float64)
     total = w.sum()
-    if not total > 0:
+    if not total > 0 or len(np.unique(targets[w > 0])) < 2:
+        # One class (e.g. a first partial_fit batch of negatives): its log-odds (+-13.8)
+        # would pin w_0 far from any later batch's rate (a model fed 10 balanced batches
+        # after one of 256 negatives still predicted 0.000); start neutral instead.
         return 0.0
     rate = np.clip(float((w * targets).sum() / total), 1e-6, 1 - 1e-6)
     return float(np.log(rate / (1 - rate)))
@@ -271,9 +274,9 @@ class AFMClassifier(_FMBase):
     start at 0, as in the AFM paper's code, and ``w_0`` at the log-odds of the
     positive class among the training rows, weighted by ``sample_weight`` and
     ``class_weight`` (clipped to a rate in ``[1e-6, 1 - 1e-6]``), which is the best
-    constant model. The field vectors and the attention net keep Keras' random
-    initialisation. A warm start or ``partial_fit`` after the first call keeps the
-    trained weights.
+    constant model; at 0 when fewer than two classes carry weight. The field vectors and
+    the attention net keep Keras' random initialisation. A warm start or ``partial_fit``
+    after the first call keeps the trained weights.
 
     Measured with ``benchmarks/fm_defaults.py`` (seeds 0-4 on the checks' data, 0-2
     on MovieLens): with the former defaults (random linear weights, ``w_0 = 0``,

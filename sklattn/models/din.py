@@ -432,6 +432,8 @@ class_weight, warm_start, random_state, verbose, jit_compile
         rows = _check_rows(X.shape[0])
         labels = targets[rows]
         weights = None if weights is None else weights[rows]
+        if weights is not None and not weights.sum() > 0:
+            return  # no sampled row carries weight: nothing to judge
         logits = self.decision_function(X.iloc[rows] if isinstance(X, pd.DataFrame) else X[rows])
         share = float(np.mean(np.abs(logits) > _SATURATED_LOGIT))
         loss = float(np.average(np.logaddexp(0.0, logits) - labels * logits, weights=weights))

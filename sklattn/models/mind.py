@@ -486,7 +486,9 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         self._built_index_key = self._index_key()
 
     def _get_index(self):
-        if getattr(self, "_index", None) is None or self._built_index_key != self._index_key():
+        if getattr(self, "_index", None) is None or (
+            getattr(self, "_built_index_key", None) != self._index_key()
+        ):
             self._build_index()  # index or index_options changed since fit
         return self._index
 
@@ -618,8 +620,9 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
-        if "item_embeddings_" in self.__dict__:
-            self._build_index()
+        # The index is rebuilt by the first search, not here: loading a faiss model to
+        # call transform needs no faiss, and a load costs no index training.
+        self._index = None
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -14,6 +14,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import check_is_fitted
 
+from .._compat import fill_new_parameters
 from .._schema import FIRST_ID, OOV_ID, PAD_ID, SCHEMA_ATTR, Schema, VocabularyLabels
 
 __all__ = ["SequenceEncoder", "find_sequence_columns", "to_pandas"]
@@ -478,7 +479,12 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
 
     def __setstate__(self, state):
         super().__setstate__(state)
+        fill_new_parameters(self)
         if "vocabularies_" in state:
+            if not hasattr(self, "_vocabulary_kinds"):  # fitted by an earlier version
+                self._vocabulary_kinds = {
+                    v: _value_kind(vals) for v, vals in self.vocabularies_.items()
+                }
             self._build_lookups()
 
     # ------------------------------------------------------------ transform
@@ -735,18 +741,21 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         column's values do not have the type fit saw, or are mostly unseen."""
         kind = self._vocabulary_kinds.get(vocab, "mixed")
         positions = np.flatnonzero(unseen)
-        retry = {}
-        foreign = 0
-        for value in pd.unique(keys[positions]):
+        # Once per distinct unseen value (a batch may hold millions of the same few).
+        codes, distinct = pd.factorize(pd.Series(keys[positions], dtype=object),
+                                       use_na_sentinel=False)
+        retried = np.full(len(distinct), OOV_ID, dtype=np.int64)
+        wrong_type = np.zeros(len(distinct), dtype=bool)
+        for j, value in enumerate(distinct):
             converted = _convert_key(value, kind) if kind in ("int", "str") else None
             if converted is not None:
-                retry[value] = self._maps[vocab].get(converted, OOV_ID)
-        for i in positions:
-            value = keys[i]
-            if value in retry:
-                ids[i] = retry[value]
-            elif kind in ("int", "str", "float") and _kind_of(value) != kind:
-                foreign += 1
+                retried[j] = self._maps[vocab].get(converted, OOV_ID)
+            # Of another type than the vocabulary's and still unseen: type drift.
+            wrong_type[j] = (kind in ("int", "str", "float") and _kind_of(value) != kind
+                             and retried[j] == OOV_ID)
+        ids[positions] = retried[codes]
+        foreign = int(wrong_type[codes].sum())
+        example = distinct[int(np.argmax(wrong_type))] if foreign else None
         n_present = int(present.sum())
         n_unseen = int((present & (ids == OOV_ID)).sum())
         name = column or vocab
@@ -754,8 +763,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             warnings.warn(
                 f"SequenceEncoder: {foreign} value(s) of {name!r} "
                 f"({foreign / n_present:.0%}) are not {kind} values like those of its "
-                f"vocabulary at fit and cannot be converted exactly (e.g. "
-                f"{keys[positions][0]!r}); they are encoded as unseen (id {OOV_ID}). "
+                f"vocabulary at fit and are not in it after an exact conversion (e.g. "
+                f"{example!r}); they are encoded as unseen (id {OOV_ID}). "
                 f"{n_unseen / n_present:.0%} of {name!r} is unseen. Give the column the type "
                 "it had at fit.",
                 UserWarning, stacklevel=4,
@@ -767,9 +776,12 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         ):
             warnings.warn(
                 f"SequenceEncoder: {n_unseen / n_present:.0%} of the values of {name!r} "
-                f"({n_unseen} of {n_present}) were not seen at fit and are encoded as unseen "
-                f"(id {OOV_ID}); above unseen_warning={self.unseen_warning}. Check the "
-                "column, or refit the encoder on recent data.",
+                f"({n_unseen} of {n_present}) were not seen at fit"
+                + (f" or were rarer than min_frequency={self.min_frequency}"
+                   if self.min_frequency > 1 else "")
+                + f" and are encoded as unseen (id {OOV_ID}); above unseen_warning="
+                f"{self.unseen_warning}. Check the column, or refit the encoder on recent "
+                "data.",
                 UserWarning, stacklevel=4,
             )
 
@@ -838,13 +850,13 @@ def _is_list_dtype(dtype) -> bool:
 
 
 def _plain_array(values: np.ndarray) -> np.ndarray:
-    """A vocabulary as a typed numpy array when its values share a plain type (int64, str),
-    else as objects: the encoder persists without pandas types."""
+    """A vocabulary of integers as an int64 array (a plain, compact type that persists
+    without pandas), anything else as the object array it is."""
     kind = _value_kind(values)
     if kind == "int" and all(isinstance(v, (Integral, np.integer)) for v in values):
         ints = np.array([int(v) for v in values], dtype=object)
         if all(-(2**63) <= v < 2**63 for v in ints):
             return ints.astype(np.int64)
-    if kind == "str":
-        return np.asarray(values, dtype=str)
+    # Strings stay objects: a fixed-width numpy str array pads every value to the longest
+    # (one 2,000-character id made a 300k vocabulary 2.4 GB) and drops trailing NULs.
     return values
