@@ -21,7 +21,10 @@ from ._schema import FIRST_ID, OOV_ID, SCHEMA_ATTR, Schema
 from .preprocessing import find_sequence_columns
 from .preprocessing._encoder import POLARS_SCHEMA_ATTRIBUTE, to_pandas
 
-__all__ = ["absent_columns", "resolve_schema", "to_arrays", "vocabulary_labels"]
+__all__ = [
+    "absent_columns", "as_frame", "require_frame", "resolve_schema", "to_arrays",
+    "vocabulary_labels",
+]
 
 
 # ------------------------------------------------------------------ the encoder's attrs
@@ -52,6 +55,19 @@ def _strip_prefix(X: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
             renamed = X.rename(columns={prefix + c: c for c in columns})
             renamed.attrs = X.attrs
             return renamed
+    return X
+
+
+def require_frame(estimator, X) -> pd.DataFrame:
+    """X as a pandas DataFrame (polars and pyarrow converted), or a TypeError for a model
+    that reads only encoded DataFrames."""
+    X = as_frame(X)
+    if not isinstance(X, pd.DataFrame):
+        raise TypeError(
+            f"{type(estimator).__name__} needs a pandas DataFrame of encoded columns (a "
+            f"SequenceEncoder's output, or integer ids named in 'sequences'); got "
+            f"{type(X).__name__}."
+        )
     return X
 
 
@@ -92,13 +108,7 @@ def resolve_schema(estimator, X) -> Schema:
     """Column roles of a fresh fit, in order of precedence: the estimator's
     ``sequences`` / ``categorical`` parameters (already-encoded integer input), the
     schema a SequenceEncoder attached to X, or every column numeric."""
-    X = as_frame(X)
-    if estimator._requires_dataframe and not isinstance(X, pd.DataFrame):
-        raise TypeError(
-            f"{type(estimator).__name__} needs a pandas DataFrame of encoded columns (a "
-            f"SequenceEncoder's output, or integer ids named in 'sequences'); got "
-            f"{type(X).__name__}."
-        )
+    X = require_frame(estimator, X) if estimator._requires_dataframe else as_frame(X)
     absent = absent_columns(X)
     if estimator.sequences is not None or estimator.categorical is not None:
         schema = _schema_from_parameters(estimator, X)

@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted
 
 from .._backend import keras
-from .._data import absent_columns, as_frame, vocabulary_labels
+from .._data import absent_columns, require_frame, vocabulary_labels
 from .._schema import FIRST_ID, Schema
 from ..base import BaseKerasEstimator, Graph
 from ..layers import (
@@ -418,16 +418,6 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         self._build_index()
 
     # -------------------------------------------------------------- serving
-    def _check_frame(self, X) -> pd.DataFrame:
-        X = as_frame(X)  # polars frames and pyarrow tables too
-        if not isinstance(X, pd.DataFrame):
-            raise TypeError(
-                f"{type(self).__name__} needs a pandas DataFrame of encoded columns (a "
-                "SequenceEncoder's output, or integer ids named in 'sequences'); got "
-                f"{type(X).__name__}."
-            )
-        return X
-
     def user_interests(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Each row's interest vectors and which of them are valid.
 
@@ -443,7 +433,7 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         mask : ndarray of shape (n_samples, n_interests), bool
         """
         check_is_fitted(self, "model_")
-        X = self._check_frame(X)
+        X = require_frame(self, X)
 
         def run(ids, floats):
             out = self._predict_fn(*[a for a in (ids, floats) if a is not None])
@@ -511,7 +501,7 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
     def _search(self, X, top_n) -> tuple[np.ndarray, np.ndarray]:
         """Item positions (rows of ``item_embeddings_``) and scores of every row."""
         check_is_fitted(self, "model_")
-        X = self._check_frame(X)
+        X = require_frame(self, X)
         top_n = self._n_retrieved(top_n)
         index = self._get_index()
         history = self.schema_.sequence_positions(self.sequence_)
@@ -599,7 +589,7 @@ class MINDRetriever(TransformerMixin, BaseKerasEstimator):
         float
         """
         check_is_fitted(self, "model_")
-        X = self._check_frame(X)
+        X = require_frame(self, X)
         if self.target_ not in X.columns or self.target_ in absent_columns(X):
             raise ValueError(
                 f"score needs the target column {self.target_!r} in X (the item to retrieve)."
