@@ -10,6 +10,7 @@ from .interaction import AttentionalPooling, BiInteractionPooling, PairwiseProdu
 from .recurrent import AttentionGRU
 from .retrieval import SampledSoftmaxLoss
 from .sampling import CandidateSampler, NegativeSampler, sampling_distribution
+from .transformer import PositionEmbedding, TransformerBlock
 
 __all__ = [
     "MASKED_LOGIT",
@@ -30,7 +31,9 @@ __all__ = [
     "NumericEmbedding",
     "PReLU",
     "PairwiseProducts",
+    "PositionEmbedding",
     "SampledSoftmaxLoss",
+    "TransformerBlock",
     "get_activation",
     "interest_counts",
     "masked_softmax",
