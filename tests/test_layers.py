@@ -2,7 +2,16 @@ import numpy as np
 import pytest
 
 from sklattn._backend import keras
-from sklattn.layers import MLP, ActivationUnit, Dice, Embedding, MaskedPooling, PReLU
+from sklattn.layers import (
+    MLP,
+    ActivationUnit,
+    Dice,
+    Embedding,
+    MaskedPooling,
+    PositionEmbedding,
+    PReLU,
+    TransformerBlock,
+)
 
 ops = keras.ops
 rng = np.random.default_rng(0)
@@ -116,7 +125,9 @@ def test_mini_batch_aware_l2_matches_the_paper():
     "layer",
     [Dice(momentum=0.9), PReLU(), MLP([4, 2], activation="dice", dropout=0.1),
      ActivationUnit((6,), activation="prelu", normalize=True), MaskedPooling("mean"),
-     Embedding(10, 3, l2=0.5)],
+     Embedding(10, 3, l2=0.5),
+     TransformerBlock(n_heads=2, ff_units=8, activation="gelu", causal=True, norm_first=True),
+     PositionEmbedding(7, 3)],
     ids=lambda layer: type(layer).__name__,
 )
 def test_layers_serialize(layer):
@@ -140,3 +151,50 @@ def test_activation_unit_split_kernel_equals_concatenated_features():
     )
     expected = (hidden @ _np(unit.score.kernel) + _np(unit.score.bias))[..., 0]
     np.testing.assert_allclose(_np(w), expected, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_block_padding_is_exact(causal, norm_first):
+    x = rng.normal(size=(3, 6, 8)).astype("float32")
+    valid = np.ones((3, 6), bool)
+    valid[0, :2] = False
+    valid[1, :5] = False
+    block = TransformerBlock(n_heads=2, causal=causal, norm_first=norm_first, dropout=0.0)
+    out = _np(block(x, valid))
+    garbage = x.copy()
+    garbage[~valid] = rng.normal(size=garbage[~valid].shape) * 100
+    np.testing.assert_array_equal(_np(block(garbage, valid)), out)
+    assert np.all(out[~valid] == 0) and np.isfinite(out).all()
+    # A row of padding only gives zeros, not NaN.
+    assert np.all(_np(block(x[:1], np.zeros((1, 6), bool))) == 0)
+
+
+def test_transformer_block_causal_never_looks_ahead():
+    x = rng.normal(size=(2, 6, 8)).astype("float32")
+    valid = np.ones((2, 6), bool)
+    block = TransformerBlock(n_heads=2, causal=True, dropout=0.0)
+    out, weights = block(x, valid, return_attention=True)
+    later = x.copy()
+    later[:, 4:] = rng.normal(size=later[:, 4:].shape)
+    changed = _np(block(later, valid))
+    np.testing.assert_allclose(changed[:, :4], _np(out)[:, :4], rtol=1e-5, atol=1e-6)
+    assert not np.allclose(changed[:, 4:], _np(out)[:, 4:])
+    w = _np(weights)
+    assert np.all(np.triu(w, k=1) == 0)  # query t puts no weight on keys after t
+    np.testing.assert_allclose(w.sum(-1), 1.0, rtol=1e-5)
+    # Bidirectional: the first position does see the later ones.
+    both = TransformerBlock(n_heads=2, dropout=0.0)
+    assert not np.allclose(_np(both(later, valid))[:, 0], _np(both(x, valid))[:, 0])
+
+
+def test_transformer_block_needs_a_width_divisible_by_heads():
+    with pytest.raises(ValueError, match="multiple of n_heads=3"):
+        TransformerBlock(n_heads=3)(np.ones((1, 2, 8), "float32"), np.ones((1, 2), bool))
+
+
+def test_position_embedding_indexes_from_the_most_recent_end():
+    layer = PositionEmbedding(5, 4)
+    full = _np(layer(np.zeros((1, 5, 4), "float32")))
+    short = _np(layer(np.zeros((1, 3, 4), "float32")))
+    np.testing.assert_array_equal(short[0], full[0, 2:])
