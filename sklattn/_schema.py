@@ -24,6 +24,10 @@ FIRST_ID = 2
 """Id of the first real value of a vocabulary: value ``k`` of a vocabulary has id
 ``k + FIRST_ID``, so a vocabulary of ``n`` values has ``n + FIRST_ID`` ids."""
 
+TIME_GAP = "time_gap"
+"""Vocabulary of the bucketised time gaps (id ``FIRST_ID + bucket``) that every time-gap
+sequence shares, and the name of their candidate column (the candidate's gap is 0)."""
+
 
 @dataclass
 class Schema:
@@ -42,12 +46,19 @@ class Schema:
     vocabulary_sizes : dict
         Vocabulary name -> number of ids (padding and out-of-vocabulary ids
         included).
+    time_gaps : dict
+        Time-gap sequence name -> the behaviour sequence whose time gaps it holds
+        (``{"hist_item_gap": "hist_item"}``). A time-gap sequence is an ordinary
+        sequence of :attr:`sequences` (aligned with its behaviour sequence, bucket ids
+        of the vocabulary ``"time_gap"``); this says which sequences are time signals
+        rather than behaviours, for a model that uses them as positions.
     """
 
     sequences: dict[str, tuple[list[str], str]] = field(default_factory=dict)
     categorical: dict[str, str] = field(default_factory=dict)
     numeric: list[str] = field(default_factory=list)
     vocabulary_sizes: dict[str, int] = field(default_factory=dict)
+    time_gaps: dict[str, str] = field(default_factory=dict)
 
     @property
     def int_columns(self) -> list[str]:
@@ -101,6 +112,7 @@ class Schema:
             "categorical": dict(self.categorical),
             "numeric": list(self.numeric),
             "vocabulary_sizes": dict(self.vocabulary_sizes),
+            "time_gaps": dict(self.time_gaps),
         }
 
     @classmethod
@@ -110,7 +122,15 @@ class Schema:
             categorical=dict(d["categorical"]),
             numeric=list(d["numeric"]),
             vocabulary_sizes=dict(d["vocabulary_sizes"]),
+            # Absent from the dicts of encoders fitted before time gaps existed.
+            time_gaps=dict(d.get("time_gaps", {})),
         )
+
+    def __setstate__(self, state: dict) -> None:
+        # A Schema pickled (inside an encoder or a model) before a field existed loads
+        # with that field's default.
+        defaults = {"time_gaps": {}}
+        self.__dict__.update({**defaults, **state})
 
 
 class VocabularyLabels(Mapping):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from numbers import Real
+
 import numpy as np
 import pandas as pd
 from sklearn.utils import check_random_state
@@ -22,6 +24,7 @@ def make_interest_sequences(
     recency_decay: float = 1.0,
     strength: float = 6.0,
     item_bias_scale: float = 0.5,
+    time_decay: float | None = None,
     return_proba: bool = False,
     random_state: int | np.random.RandomState | None = None,
 ) -> tuple[pd.DataFrame, np.ndarray] | tuple[pd.DataFrame, np.ndarray, np.ndarray]:
@@ -38,6 +41,15 @@ def make_interest_sequences(
     each behaviour weighted by ``recency_decay ** age`` (age 0 = most
     recent), and ``b_item`` a per-item bias. Since ``p`` is returned, the
     optimal AUC of any model is ``roc_auc_score(y, p)``.
+
+    With ``time_decay``, every row also has timestamps: a request time ``time``
+    and the time of each behaviour, with irregular gaps (each row has its own pace,
+    a mean time between events drawn log-uniformly from one hour to two weeks,
+    and exponential times between events), and a behaviour's weight in ``r`` is
+    ``exp(-gap / time_decay)`` (``gap`` = request time minus behaviour time, in
+    seconds) instead of ``recency_decay ** age``. Two histories with the same
+    order of events then weigh them differently, so the time gaps tell a model
+    what the positions alone do not.
 
     Parameters
     ----------
@@ -65,6 +77,12 @@ def make_interest_sequences(
         Effect of the history match on the logit.
     item_bias_scale : float, default=0.5
         Standard deviation of the per-item bias.
+    time_decay : float, default=None
+        Time constant in seconds of the behaviours' weights ``exp(-gap /
+        time_decay)`` (e.g. ``86400.0``: a behaviour a day before the request
+        weighs ``1/e`` of one happening now); adds the timestamp columns.
+        ``None`` (default) uses ``recency_decay`` and adds no column (the output
+        for a given ``random_state`` is then the same as without the parameter).
     return_proba : bool, default=False
         Also return the true click probabilities.
     random_state : int, RandomState instance or None, default=None
@@ -75,7 +93,11 @@ def make_interest_sequences(
     X : pandas.DataFrame
         Columns ``user``, ``item``, ``cat``, ``hist_item_1..maxlen``,
         ``hist_cat_1..maxlen`` (``_{maxlen}`` = most recent; missing = <NA>)
-        and ``user_activity`` (float).
+        and ``user_activity`` (float); with ``time_decay`` also
+        ``hist_time_1..maxlen`` (each behaviour's timestamp in seconds, NaN
+        where there is no behaviour) and ``time`` (the request's timestamp in
+        seconds), for ``SequenceEncoder(timestamps={"hist_item": ("hist_time",
+        "time")})``.
     y : ndarray of shape (n_samples,)
         Clicks (0/1).
     proba : ndarray of shape (n_samples,)
@@ -90,9 +112,19 @@ def make_interest_sequences(
     (1000, 44)
     >>> bool(roc_auc_score(y, p) > 0.8)
     True
+    >>> X, y = make_interest_sequences(1000, time_decay=86400.0, random_state=0)
+    >>> X.shape
+    (1000, 65)
+    >>> bool((X["time"] >= X["hist_time_20"]).all())
+    True
     """
     if n_samples < 1:
         raise ValueError(f"n_samples must be >= 1, got {n_samples}.")
+    if time_decay is not None and not (
+        isinstance(time_decay, Real) and not isinstance(time_decay, bool)
+        and np.isfinite(time_decay) and time_decay > 0
+    ):
+        raise ValueError(f"time_decay must be a positive number of seconds; got {time_decay!r}.")
     if not 1 <= min_length <= maxlen:
         raise ValueError(f"Need 1 <= min_length <= maxlen; got {min_length} and {maxlen}.")
     if not 1 <= n_interests <= n_categories:
@@ -140,9 +172,20 @@ def make_interest_sequences(
     match = (item_cat[hist] == cand_cat[:, None]) & valid
     r = (w * match).sum(1) / w.sum(1)
     activity = rng.normal(size=n_samples)
+    click_draws = rng.random_sample(n_samples)
+    if time_decay is not None:
+        # Drawn after every other number, so that time_decay=None keeps the output of
+        # every random_state.
+        times, now = _event_times(rng, n_samples, maxlen)
+        gaps = now[:, None] - times
+        # exp(-gap / time_decay), divided by the most recent behaviour's weight: r is
+        # unchanged and a history of old events does not underflow to 0 / 0.
+        newest = np.where(valid, gaps, np.inf).min(axis=1)
+        w = np.where(valid, np.exp(-(gaps - newest[:, None]) / float(time_decay)), 0.0)
+        r = (w * match).sum(1) / w.sum(1)
     logit = -3.0 + strength * r + item_bias[cand] + 0.3 * activity
     proba = 1.0 / (1.0 + np.exp(-logit))
-    y = (rng.random_sample(n_samples) < proba).astype(np.int64)
+    y = (click_draws < proba).astype(np.int64)
 
     def cat_name(c):
         return np.char.add("c", np.char.zfill(c.astype(str), 2))
@@ -157,10 +200,30 @@ def make_interest_sequences(
     for t in range(maxlen):
         data[f"hist_cat_{t + 1}"] = hist_names[:, t]
     data["user_activity"] = activity
+    if time_decay is not None:
+        for t in range(maxlen):
+            data[f"hist_time_{t + 1}"] = np.where(valid[:, t], times[:, t], np.nan)
+        data["time"] = now
     X = pd.DataFrame(data)
     if return_proba:
         return X, y, proba
     return X, y
+
+
+#: Request times of the synthetic logs start at 2020-09-13 12:26:40 UTC (Unix time).
+_START = 1.6e9
+
+
+def _event_times(rng: np.random.RandomState, n_samples: int, maxlen: int):
+    """Whole-second timestamps ``(n_samples, maxlen)`` (last column = most recent) and
+    the request times ``(n_samples,)``: each row has its own mean time between events,
+    log-uniform from one hour to two weeks, and exponential times between events (the
+    first one counted back from the request)."""
+    now = np.round(_START + rng.random_sample(n_samples) * 90 * 86400)
+    pace = np.exp(rng.uniform(np.log(3600.0), np.log(14 * 86400.0), size=n_samples))
+    between = rng.exponential(size=(n_samples, maxlen)) * pace[:, None]
+    back = np.cumsum(between, axis=1)[:, ::-1]  # time before the request, newest last
+    return now[:, None] - np.round(back), now
 
 
 def make_field_interactions(

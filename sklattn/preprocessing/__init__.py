@@ -3,7 +3,7 @@
 Nothing here imports TensorFlow.
 """
 
-from .._schema import FIRST_ID, OOV_ID, PAD_ID
+from .._schema import FIRST_ID, OOV_ID, PAD_ID, TIME_GAP
 from ._encoder import SequenceEncoder, find_sequence_columns
 from ._history import make_history_table
 
@@ -11,6 +11,7 @@ __all__ = [
     "FIRST_ID",
     "OOV_ID",
     "PAD_ID",
+    "TIME_GAP",
     "SequenceEncoder",
     "find_sequence_columns",
     "make_history_table",

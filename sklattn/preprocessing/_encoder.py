@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
 import re
 import warnings
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from numbers import Integral, Real
 
@@ -15,7 +17,7 @@ from sklearn.utils._set_output import _get_output_config
 from sklearn.utils.validation import check_is_fitted
 
 from .._compat import fill_new_parameters
-from .._schema import FIRST_ID, OOV_ID, PAD_ID, SCHEMA_ATTR, Schema, VocabularyLabels
+from .._schema import FIRST_ID, OOV_ID, PAD_ID, SCHEMA_ATTR, TIME_GAP, Schema, VocabularyLabels
 
 __all__ = ["SequenceEncoder", "find_sequence_columns", "to_pandas"]
 
@@ -25,6 +27,9 @@ UNSEEN_WARNING_MIN_VALUES = 100
 
 #: Attribute that carries the schema on a polars frame (pandas frames use ``attrs``).
 POLARS_SCHEMA_ATTRIBUTE = "_sklattn_schema"
+
+#: Suffix of the time-gap sequence of a behaviour sequence: ``hist_item`` -> ``hist_item_gap``.
+GAP_SUFFIX = "_gap"
 
 _CANONICAL_INT = re.compile(r"-?(0|[1-9][0-9]*)")
 
@@ -151,6 +156,22 @@ def _as_keys(frame: pd.DataFrame | pd.Series) -> tuple[np.ndarray, np.ndarray]:
     return values, missing
 
 
+def _missing_list(value) -> bool:
+    return value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value))
+
+
+def _list_lengths(values: pd.Series) -> np.ndarray:
+    """Length of each row's list (0 for a missing list, -1 for a value that is not a list,
+    which reading the sequence then reports)."""
+    return np.fromiter(
+        (0 if _missing_list(v)
+         else -1 if isinstance(v, (str, bytes)) or not hasattr(v, "__len__")
+         else len(v)
+         for v in values.tolist()),
+        dtype=np.int64, count=len(values),
+    )
+
+
 def _sequence_matrix(X: pd.DataFrame, columns: list[str], list_valued: bool) -> pd.DataFrame:
     """The sequence as a rectangular frame, first column = first listed event."""
     if not list_valued:
@@ -160,7 +181,7 @@ def _sequence_matrix(X: pd.DataFrame, columns: list[str], list_valued: bool) -> 
     rows = []
     # tolist: Python lists also from Arrow list columns (whose to_numpy holds arrays).
     for i, value in enumerate(lists.tolist()):
-        if value is None or value is pd.NA or (isinstance(value, float) and np.isnan(value)):
+        if _missing_list(value):
             value = []
         elif isinstance(value, (str, bytes)) or not hasattr(value, "__len__"):
             raise ValueError(
@@ -172,6 +193,146 @@ def _sequence_matrix(X: pd.DataFrame, columns: list[str], list_valued: bool) -> 
     # Right-pad ragged lists with None so that element k stays event k.
     data = [r + [None] * (width - len(r)) for r in rows]
     return pd.DataFrame(data, index=X.index, columns=range(width), dtype=object)
+
+
+# ------------------------------------------------------------------ time gaps
+def _describe_columns(columns: list[str]) -> str:
+    return repr(columns[0]) if len(columns) == 1 else f"{columns[0]!r}..{columns[-1]!r}"
+
+
+def _is_plain_number(dtype) -> bool:
+    return (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+            and not pd.api.types.is_complex_dtype(dtype))
+
+
+def _datetime_seconds(values: pd.Series, column: str) -> np.ndarray:
+    """Datetimes as float seconds since the Unix epoch (naive ones read as UTC), NaN for NaT."""
+    try:
+        utc = pd.to_datetime(values, utc=True)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(
+            f"Timestamps in {column!r} could not be read as datetimes (mixed or out-of-range "
+            "values); give numbers (seconds) or one datetime type."
+        ) from None
+    naive = np.asarray(utc.dt.tz_localize(None).to_numpy())
+    return (naive - np.datetime64(0, "s")) / np.timedelta64(1, "s")
+
+
+def _column_seconds(values: pd.Series, column: str) -> np.ndarray:
+    """One column (or a flattened list-valued sequence) of timestamps as float seconds."""
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):  # read as the values it holds
+        values, dtype = values.astype(object), np.dtype(object)
+    if _is_plain_number(dtype):
+        return values.to_numpy(dtype=np.float64, na_value=np.nan)
+    if pd.api.types.is_datetime64_any_dtype(dtype) or (
+        isinstance(dtype, pd.ArrowDtype) and dtype.kind == "M"
+    ):
+        return _datetime_seconds(values, column)
+    if pd.api.types.is_object_dtype(dtype):
+        kind = pd.api.types.infer_dtype(values, skipna=True)  # in C: no per-value loop
+        if kind == "empty":
+            return np.full(len(values), np.nan)
+        if kind in ("integer", "floating", "mixed-integer-float", "decimal"):
+            return values.to_numpy(dtype=np.float64, na_value=np.nan)
+        if kind in ("datetime", "datetime64", "date"):
+            return _datetime_seconds(values, column)
+    present = values[values.notna()].tolist()
+    example = next(
+        (v for v in present if isinstance(v, (bool, np.bool_, complex, np.complexfloating))
+         or not isinstance(v, (Real, datetime.date, np.datetime64))),
+        None,
+    )
+    if example is None and present:  # only numbers and datetimes: both kinds at once
+        number = next(v for v in present if isinstance(v, Real))
+        moment = next(v for v in present if not isinstance(v, Real))
+        raise ValueError(
+            f"Timestamps in {column!r} mix numbers and datetimes (e.g. {number!r} and "
+            f"{moment!r}); give one kind: seconds, or datetimes."
+        )
+    raise ValueError(
+        f"Timestamps in {column!r} must be numbers (seconds) or datetimes; got "
+        f"{type(example).__name__} values such as {example!r} (dtype {dtype}). Convert "
+        "them, e.g. with pandas.to_datetime."
+    )
+
+
+def _timestamp_seconds(frame: pd.DataFrame, names: list[str]) -> np.ndarray:
+    """Timestamps as float seconds, NaN where missing: numbers as they are, datetimes as
+    seconds since the Unix epoch. ``names`` name the columns in errors."""
+    dtypes = list(frame.dtypes)
+    if dtypes and all(_is_plain_number(d) for d in dtypes):
+        values = frame.to_numpy(dtype=np.float64, na_value=np.nan)
+    elif dtypes and all(pd.api.types.is_object_dtype(d) for d in dtypes):
+        # A list-valued sequence: convert all its cells at once.
+        flat = pd.Series(frame.to_numpy(dtype=object).reshape(-1), dtype=object)
+        values = _column_seconds(flat, names[0]).reshape(frame.shape)
+    elif dtypes:
+        values = np.column_stack(
+            [_column_seconds(frame.iloc[:, j], names[j]) for j in range(frame.shape[1])]
+        )
+    else:
+        values = np.zeros(frame.shape)
+    if np.isinf(values).any():
+        bad = [names[min(j, len(names) - 1)]
+               for j in np.flatnonzero(np.isinf(values).any(axis=0))]
+        raise ValueError(f"Timestamps in {sorted(set(bad))} hold infinite values.")
+    return values
+
+
+def _gap_bucket_bounds(n_buckets: int) -> np.ndarray:
+    """Lower bound in seconds of each gap bucket: 0, 1, 2, 4, ..., 2 ** (n_buckets - 2)."""
+    return np.concatenate([[0.0], np.ldexp(1.0, np.arange(n_buckets - 1))])
+
+
+def time_gap_ids(
+    behaviour_ids: np.ndarray, times: np.ndarray, request: np.ndarray, n_buckets: int
+) -> tuple[np.ndarray, int]:
+    """Bucket ids of the gaps ``request - times`` (seconds) and the number of negative ones.
+
+    Bucket 0 holds gaps under 1 s, bucket ``k`` gaps in ``[2 ** (k - 1), 2 ** k)``, capped
+    at ``n_buckets - 1``; the id is ``FIRST_ID + bucket``. Where the behaviour is padding
+    the id is ``PAD_ID``; a real behaviour whose gap is unknown (a missing timestamp) or
+    negative (the behaviour after the request) gets ``OOV_ID``.
+
+    Parameters
+    ----------
+    behaviour_ids : ndarray of shape (n, steps)
+        Encoded behaviours (``PAD_ID`` = no behaviour).
+    times : ndarray of shape (n, steps)
+        Behaviour timestamps in seconds, NaN when missing.
+    request : ndarray of shape (n,)
+        Request timestamps in seconds, NaN when missing.
+    n_buckets : int
+        Number of buckets (at least 2).
+
+    Returns
+    -------
+    ids : ndarray of shape (n, steps), int64
+    n_negative : int
+        Real behaviours with a negative gap.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ids, _ = time_gap_ids(np.array([[0, 5, 5, 5, 5]]),
+    ...                       np.array([[0.0, np.nan, 100.0, 99.0, 96.0]]),
+    ...                       np.array([100.0]), 32)
+    >>> ids.tolist()  # padding, missing, 0 s, 1 s, 4 s
+    [[0, 1, 2, 3, 5]]
+    """
+    real = behaviour_ids != PAD_ID
+    with np.errstate(invalid="ignore", over="ignore"):
+        gaps = request[:, None] - times  # NaN where either timestamp is missing
+        known = real & ~np.isnan(gaps)
+        negative = known & (gaps < 0)
+    usable = known & ~negative
+    # frexp is exact: g = m * 2**e with 0.5 <= m < 1, so 2**(e - 1) <= g < 2**e -> bucket e.
+    safe = np.minimum(np.where(usable, gaps, 1.0), np.finfo(np.float64).max)
+    _, exponent = np.frexp(safe)
+    bucket = np.minimum(np.where(safe < 1.0, 0, exponent), n_buckets - 1)
+    ids = np.where(usable, FIRST_ID + bucket, np.where(real, OOV_ID, PAD_ID)).astype(np.int64)
+    return ids, int(negative.sum())
 
 
 class SequenceEncoder(TransformerMixin, BaseEstimator):
@@ -194,6 +355,11 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
       ``userRatedMovie1..5`` and in ``movieId``.
     * Every output sequence is left-padded and ordered oldest to newest:
       column ``{name}_{maxlen}`` holds the most recent event.
+    * With ``timestamps``, a behaviour sequence ``S`` also gets a time-gap
+      sequence ``{S}_gap`` (log-scale buckets of the time between each
+      behaviour and the request, aligned with ``S``) and the candidate column
+      ``time_gap`` (a zero gap), so that sequence models use the gaps as a side
+      feature of each behaviour.
 
     Parameters
     ----------
@@ -237,6 +403,24 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         Independently of it, values whose type differs from the vocabulary's at fit
         (``"349"`` for an integer id) are converted when the conversion is exact,
         and otherwise warned about with the column name and the unseen share.
+    timestamps : dict of str to (str, str), default=None
+        Behaviour sequence (a key of ``sequences``) -> ``(timestamp sequence,
+        request timestamp column)``, e.g.
+        ``{"userRatedMovie": ("userRatedTime", "timestamp")}``. The timestamp
+        sequence is read like the behaviour sequence (numbered columns or one
+        list-valued column, one timestamp per behaviour, same ``most_recent``
+        and ``maxlen``); the request column holds the time of each row.
+        Timestamps are numbers in seconds (e.g. Unix time) or datetimes
+        (converted to seconds since the Unix epoch; naive ones are read as
+        UTC). Each such sequence ``S`` gets an output sequence ``{S}_gap`` of
+        time-gap bucket ids aligned with ``S``, and the output gets one
+        candidate column ``time_gap`` (see ``time_gap_buckets``).
+    time_gap_buckets : int, default=32
+        Number of log-scale buckets of a time gap ``g`` (request time minus
+        behaviour time, in seconds): bucket 0 for ``g < 1``, bucket ``k`` for
+        ``2 ** (k - 1) <= g < 2 ** k``, the last bucket for everything beyond.
+        Id ``FIRST_ID + bucket``; padding is ``PAD_ID``, an unknown (missing
+        timestamp) or negative gap ``OOV_ID`` (a negative gap also warns).
 
     Attributes
     ----------
@@ -244,9 +428,14 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         Roles of the output columns and vocabulary sizes.
     vocabularies_ : dict of str to ndarray
         Known values of each vocabulary; value ``vocabularies_[v][k]`` has id
-        ``k + FIRST_ID`` (``sklattn.preprocessing.FIRST_ID``, 2).
+        ``k + FIRST_ID`` (``sklattn.preprocessing.FIRST_ID``, 2). With
+        ``timestamps``, ``vocabularies_["time_gap"]`` holds the lower bound in
+        seconds of each gap bucket (0, 1, 2, 4, ...).
     sequence_columns_in_ : dict of str to list of str
         The input columns each sequence was read from.
+    timestamp_columns_in_ : dict of str to (list of str, str)
+        Behaviour sequence -> (the input columns its timestamps were read from,
+        the request timestamp column); empty without ``timestamps``.
     feature_names_in_ : ndarray of str
         Input column names seen in ``fit``.
     n_features_in_ : int
@@ -268,6 +457,21 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     0                 4                 2        3
     1                 0                 3        2
     2                 2                 3        4
+
+    With the time of each rating and of each request (seconds), every behaviour
+    also gets the bucket of its time gap (id 2 + bucket; bucket k for gaps of
+    ``2 ** (k - 1)`` to ``2 ** k`` seconds):
+
+    >>> X["userRatedTime1"] = [1000.0, 1990.0, 2999.0]
+    >>> X["userRatedTime2"] = [900.0, None, 2000.0]
+    >>> X["timestamp"] = [1000.0, 2000.0, 3000.0]
+    >>> enc = SequenceEncoder(sequences={"userRatedMovie": "movieId"}, most_recent="first",
+    ...                       timestamps={"userRatedMovie": ("userRatedTime", "timestamp")})
+    >>> enc.fit_transform(X)[["userRatedMovie_gap_1", "userRatedMovie_gap_2", "time_gap"]]
+       userRatedMovie_gap_1  userRatedMovie_gap_2  time_gap
+    0                     9                     2         2
+    1                     0                     6         2
+    2                    12                     3         2
     """
 
     _parameter_constraints: dict = {
@@ -281,6 +485,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         "numeric_nan": [StrOptions({"mean", "zero", "error"})],
         "scale_numeric": ["boolean"],
         "unseen_warning": [Interval(Real, 0, 1, closed="both"), None],
+        "timestamps": [dict, None],
+        "time_gap_buckets": [Interval(Integral, 2, None, closed="left")],
     }
 
     def __init__(
@@ -296,6 +502,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         numeric_nan: str = "mean",
         scale_numeric: bool = True,
         unseen_warning: float | None = 0.5,
+        timestamps: Mapping[str, tuple[str, str]] | None = None,
+        time_gap_buckets: int = 32,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -307,6 +515,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self.numeric_nan = numeric_nan
         self.scale_numeric = scale_numeric
         self.unseen_warning = unseen_warning
+        self.timestamps = timestamps
+        self.time_gap_buckets = time_gap_buckets
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: pd.DataFrame, y: object = None) -> SequenceEncoder:
@@ -354,6 +564,9 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             missing = [c for c in cols or () if c not in columns]
             if missing:
                 raise ValueError(f"Columns {missing} named in {param!r} are not in X.")
+        self._fit_timestamps(X, sequences, used, candidates, categorical, numeric, drop)
+        used |= {c for cols, request in self.timestamp_columns_in_.values()
+                 for c in [*cols, request]}
         rest = [c for c in columns if c not in used and c not in drop and c not in candidates]
         dates = [
             c for c in rest
@@ -364,7 +577,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         if dates:
             raise ValueError(
                 f"Columns {dates} hold dates or durations: drop them, derive numeric features, "
-                "or name them in 'categorical'."
+                "name them in 'categorical', or, for the times of behaviours and requests, "
+                "in 'timestamps'."
             )
         # Non-numeric columns can only be categorical; `categorical` adds numeric id columns.
         categorical = (categorical or []) + [
@@ -407,6 +621,10 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             counts = values.value_counts(sort=False).sort_values(ascending=False, kind="stable")
             counts = counts[counts >= self.min_frequency]
             self.vocabularies_[vocab] = _plain_array(np.asarray(counts.index, dtype=object))
+        if self.timestamp_columns_in_:
+            # The gap buckets' lower bounds in seconds: what inverse_transform and decode
+            # give back for a gap id (the timestamps themselves are not kept).
+            self.vocabularies_[TIME_GAP] = _gap_bucket_bounds(self.time_gap_buckets)
         self._vocabulary_kinds = {v: _value_kind(vals) for v, vals in self.vocabularies_.items()}
         self._build_lookups()
 
@@ -451,24 +669,165 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             self.numeric_scale_ = np.ones(0)
             self._fill = np.zeros(0)
 
+        # Time-gap sequences come after every behaviour sequence (so that a model that
+        # takes the first sequence of an aligned group as the item still does), with the
+        # width of their behaviour sequence, and share the "time_gap" vocabulary.
+        gaps = {f"{name}{GAP_SUFFIX}": name for name in self.timestamp_columns_in_}
+        for gap, name in gaps.items():
+            self._widths[gap] = self._widths[name]
         self.schema_ = Schema(
             sequences={
                 name: (
                     [f"{name}_{i}" for i in range(1, self._widths[name] + 1)],
                     vocab,
                 )
-                for name, vocab in sequences.items()
+                for name, vocab in [*sequences.items(), *((g, TIME_GAP) for g in gaps)]
             },
             categorical={c: c for c in self._categorical_in},
             numeric=list(numeric),
             vocabulary_sizes={v: len(vals) + FIRST_ID for v, vals in self.vocabularies_.items()},
+            time_gaps=gaps,
         )
         # Candidate columns never seen at fit time still own their vocabulary.
         for vocab in candidates:
             if vocab not in self.schema_.categorical:
                 self.schema_.categorical[vocab] = vocab
+        if gaps:
+            # The candidate of every gap sequence: it is scored at request time (gap 0).
+            self.schema_.categorical[TIME_GAP] = TIME_GAP
         self._output_columns = self.schema_.columns
+        if gaps:
+            counts = Counter(self._output_columns)
+            duplicated = sorted(c for c, k in counts.items() if k > 1)
+            if duplicated:
+                raise ValueError(
+                    f"The time-gap output columns collide with other output columns: "
+                    f"{duplicated} would be written twice; rename those input columns or "
+                    "sequences."
+                )
         return self
+
+    def _fit_timestamps(self, X, sequences, used, candidates, categorical, numeric, drop) -> None:
+        """Check ``timestamps`` against X and record where each behaviour's timestamps are."""
+        self.timestamp_columns_in_ = {}
+        columns = list(X.columns)
+        for name, pair in (self.timestamps or {}).items():
+            if name not in sequences:
+                raise ValueError(
+                    f"timestamps names the sequence {name!r}, which is not a key of "
+                    f"'sequences' ({list(sequences)})."
+                )
+            if (isinstance(pair, (str, bytes)) or not isinstance(pair, Sequence)
+                    or len(pair) != 2 or not all(isinstance(p, str) for p in pair)):
+                raise ValueError(
+                    f"timestamps[{name!r}] must be a pair (timestamp sequence name, request "
+                    f"timestamp column) of strings; got {pair!r}."
+                )
+            prefix, request = pair
+            cols = find_sequence_columns(columns, prefix)
+            if not cols:
+                raise ValueError(
+                    f"No columns found for the timestamp sequence {prefix!r} of "
+                    f"timestamps[{name!r}]: expected a list-valued column {prefix!r} or "
+                    f"numbered columns like {prefix}1, {prefix}_1, ..."
+                )
+            list_valued = cols == [prefix] and _is_list_dtype(X[prefix].dtype)
+            behaviour = self.sequence_columns_in_[name]
+            if list_valued != self._list_valued[name]:
+                layouts = ("a list-valued column", "numbered columns")
+                raise ValueError(
+                    f"The timestamp sequence {prefix!r} of timestamps[{name!r}] must be stored "
+                    f"like the sequence {name!r}: {name!r} is "
+                    f"{layouts[not self._list_valued[name]]}, {prefix!r} is "
+                    f"{layouts[not list_valued]}."
+                )
+            if not list_valued and len(cols) != len(behaviour):
+                raise ValueError(
+                    f"The timestamp sequence {prefix!r} of timestamps[{name!r}] has {len(cols)} "
+                    f"columns ({_describe_columns(cols)}) but the sequence {name!r} has "
+                    f"{len(behaviour)} ({_describe_columns(behaviour)}): give one timestamp "
+                    "per behaviour."
+                )
+            if request not in columns:
+                raise ValueError(
+                    f"The request timestamp column {request!r} of timestamps[{name!r}] is not "
+                    "in X."
+                )
+            if f"{name}{GAP_SUFFIX}" in sequences:
+                raise ValueError(
+                    f"timestamps[{name!r}] writes the time-gap sequence "
+                    f"{name + GAP_SUFFIX!r}, which is already a key of 'sequences'."
+                )
+            self.timestamp_columns_in_[name] = (cols, request)
+        if not self.timestamp_columns_in_:
+            return
+        roles = {
+            "sequences (behaviours)": used,
+            "sequences (candidates)": set(candidates),
+            "categorical": set(categorical or ()),
+            "numeric": set(numeric or ()),
+            "drop": set(drop),
+        }
+        time_columns = {c for cols, request in self.timestamp_columns_in_.values()
+                        for c in [*cols, request]}
+        for role, role_columns in roles.items():
+            both = sorted(time_columns & role_columns)
+            if both:
+                raise ValueError(
+                    f"Columns {both} are named in 'timestamps' and in {role}; a column has "
+                    "one role."
+                )
+        if TIME_GAP in columns and TIME_GAP not in drop and TIME_GAP not in time_columns:
+            raise ValueError(
+                f"X has a column {TIME_GAP!r}, the name of the time-gap candidate column "
+                "the encoder writes with 'timestamps'; rename it or name it in 'drop'."
+            )
+        # Values: numbers or datetimes, one timestamp per behaviour (errors name the column).
+        for name in self.timestamp_columns_in_:
+            self._time_gap_sequence(X, name, None)
+
+    def _timestamp_matrix(self, X: pd.DataFrame, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """Behaviour timestamps ``(n, steps)`` in input order and request times ``(n,)``,
+        in seconds (NaN = missing)."""
+        cols, request = self.timestamp_columns_in_[name]
+        list_valued = self._list_valued[name]
+        frame = _sequence_matrix(X, cols, list_valued)  # raises for values that are not lists
+        if list_valued:
+            behaviours = _list_lengths(X[self.sequence_columns_in_[name][0]])
+            stamps = _list_lengths(X[cols[0]])
+            bad = np.flatnonzero((behaviours >= 0) & (behaviours != stamps))
+            if bad.size:
+                i = bad[0]
+                raise ValueError(
+                    f"Row {X.index[i]!r} has {stamps[i]} timestamps in {cols[0]!r} but "
+                    f"{behaviours[i]} behaviours in {self.sequence_columns_in_[name][0]!r} "
+                    f"({bad.size} such row(s)): give one timestamp per behaviour."
+                )
+        names = cols if not list_valued else [cols[0]] * frame.shape[1]
+        times = _timestamp_seconds(frame, names)
+        requested = _timestamp_seconds(X[[request]], [request])[:, 0]
+        return times, requested
+
+    def _time_gap_sequence(self, X: pd.DataFrame, name: str, behaviour_ids) -> np.ndarray | None:
+        """Gap bucket ids of sequence ``name`` aligned with its raw ``behaviour_ids``
+        (already in oldest-to-newest order); with None, only checks the timestamps."""
+        times, requested = self._timestamp_matrix(X, name)
+        if behaviour_ids is None:
+            return None
+        if self.most_recent == "first":
+            times = times[:, ::-1]
+        n_buckets = len(self.vocabularies_[TIME_GAP])
+        ids, n_negative = time_gap_ids(behaviour_ids, times, requested, n_buckets)
+        if n_negative:
+            cols, request = self.timestamp_columns_in_[name]
+            warnings.warn(
+                f"SequenceEncoder: {n_negative} behaviour(s) of {name!r} have a timestamp "
+                f"(in {_describe_columns(cols)}) after the request time (in {request!r}): "
+                "the future leaks into the history. Their time gaps are encoded as unknown "
+                f"(id {OOV_ID}); check how the histories were cut.",
+                UserWarning, stacklevel=4,
+            )
+        return ids
 
     def _build_lookups(self) -> None:
         """Look-up structures derived from ``vocabularies_`` (rebuilt on unpickling, so
@@ -492,6 +851,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         super().__setstate__(state)
         fill_new_parameters(self)
         if "vocabularies_" in state:
+            if not hasattr(self, "timestamp_columns_in_"):  # fitted before time gaps
+                self.timestamp_columns_in_ = {}
             if not hasattr(self, "_vocabulary_kinds"):  # fitted by an earlier version
                 self._vocabulary_kinds = {
                     v: _value_kind(vals) for v, vals in self.vocabularies_.items()
@@ -524,6 +885,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         columns = set(X.columns)
         known = set(self.feature_names_in_)
         optional = set(self.schema_.candidate_columns) | set(self.drop or ())
+        if self.schema_.time_gaps:
+            optional.discard(TIME_GAP)  # written by the encoder, never read from X
         missing = [c for c in self.feature_names_in_ if c not in columns and c not in optional]
         if missing:
             raise ValueError(f"X is missing columns seen in fit: {missing}.")
@@ -542,6 +905,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         # input positions together, so that ``hist_item_t`` and ``hist_cat_t`` stay aligned.
         raw_ids = {}
         for name, (_, vocab) in self.schema_.sequences.items():
+            if name in self.schema_.time_gaps:
+                continue
             cols = self.sequence_columns_in_[name]
             if small and not self._list_valued[name]:
                 raw = cells[:, [where[c] for c in cols]]
@@ -549,6 +914,10 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 raw = self._raw_sequence(X, name)
             ids = self._lookup(vocab, raw, column=name).reshape(n, -1)
             raw_ids[name] = ids[:, ::-1] if self.most_recent == "first" else ids
+        # A gap is padding exactly where its behaviour is, so it moves with the behaviours
+        # below without changing which positions hold events.
+        for gap, name in self.schema_.time_gaps.items():
+            raw_ids[gap] = self._time_gap_sequence(X, name, raw_ids[name])
         blocks: list[np.ndarray] = []
         for group in _aligned_groups(raw_ids):
             aligned = _left_align([raw_ids[name] for name in group])
@@ -563,7 +932,10 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         blocks = [raw_ids[name] for name in self.schema_.sequences]
         absent = []
         for col in self.schema_.categorical:
-            if col not in columns:
+            if col == TIME_GAP and self.schema_.time_gaps:
+                # The candidate is scored at request time: a zero gap, bucket 0.
+                blocks.append(np.full((n, 1), FIRST_ID, dtype=np.int64))
+            elif col not in columns:
                 absent.append(col)
                 blocks.append(np.zeros((n, 1), dtype=np.int64))
             else:
@@ -602,7 +974,10 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
 
         Padding and out-of-vocabulary ids become ``None``; numeric columns are
         unscaled. Sequences come back as the encoder's output columns
-        (``{name}_1..{name}_{maxlen}``, oldest to newest).
+        (``{name}_1..{name}_{maxlen}``, oldest to newest). Time-gap columns
+        (``{S}_gap_*`` and ``time_gap``) come back as the lower bound in seconds
+        of their bucket (0.0 for gaps under 1 s, then 1.0, 2.0, 4.0, ...), an
+        unknown gap as ``None``: the timestamps themselves are not recoverable.
 
         Parameters
         ----------
@@ -645,7 +1020,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             Encoded ids (any shape).
         vocabulary : str
             Vocabulary name: a candidate column of ``sequences`` (shared with
-            its sequences) or a categorical column.
+            its sequences), a categorical column, or ``"time_gap"`` (ids of
+            time-gap buckets decode to the bucket's lower bound in seconds).
 
         Returns
         -------
