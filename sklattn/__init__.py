@@ -26,10 +26,13 @@ __version__ = "0.1.0"
 #: Names importable from ``sklattn`` that live in ``sklattn.models`` (loaded on demand).
 _MODELS = (
     "AFMClassifier",
+    "BERT4RecRetriever",
+    "BSTClassifier",
     "DIENClassifier",
     "DINClassifier",
     "MINDRetriever",
     "NFMClassifier",
+    "SASRecRetriever",
     "SumPoolingClassifier",
 )
 

@@ -4,6 +4,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklattn import (
     AFMClassifier,
+    BSTClassifier,
     DIENClassifier,
     DINClassifier,
     NFMClassifier,
@@ -35,6 +36,7 @@ _SMALL_AFM = {k: v for k, v in _SMALL.items() if k not in ("activation", "hidden
         DIENClassifier(gru_units=4, aux_hidden_units=(8,), **_SMALL),
         AFMClassifier(attention_factor=4, **_SMALL_AFM),
         NFMClassifier(**_SMALL),
+        BSTClassifier(**_SMALL),
     ],
     expected_failed_checks=expected_failed_checks,
 )

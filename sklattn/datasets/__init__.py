@@ -8,6 +8,7 @@ from ._synthetic import (
     make_long_histories,
     make_multi_interest_sequences,
 )
+from ._transitions import make_transition_sequences
 
 __all__ = [
     "fetch_movielens",
@@ -17,4 +18,5 @@ __all__ = [
     "make_interest_sequences",
     "make_long_histories",
     "make_multi_interest_sequences",
+    "make_transition_sequences",
 ]

@@ -10,6 +10,7 @@ from .interaction import AttentionalPooling, BiInteractionPooling, PairwiseProdu
 from .recurrent import AttentionGRU
 from .retrieval import SampledSoftmaxLoss
 from .sampling import CandidateSampler, NegativeSampler, sampling_distribution
+from .sequential import BinaryNextItemLoss, CatalogueSoftmaxLoss, ClozeMask, MaskToken
 from .transformer import PositionEmbedding, TransformerBlock
 
 __all__ = [
@@ -21,11 +22,15 @@ __all__ = [
     "AuxiliaryLoss",
     "BiInteractionPooling",
     "BilinearAttention",
+    "BinaryNextItemLoss",
     "CandidateSampler",
     "CapsuleRouting",
+    "CatalogueSoftmaxLoss",
+    "ClozeMask",
     "Dice",
     "Embedding",
     "LabelAwareAttention",
+    "MaskToken",
     "MaskedPooling",
     "NegativeSampler",
     "NumericEmbedding",

@@ -141,10 +141,18 @@ class TransformerBlock(keras.layers.Layer):
         x = x * keep
         return (x, weights) if return_attention else x
 
-    def compute_output_shape(self, x_shape, valid_shape=None, return_attention=False):
-        if return_attention:
-            return tuple(x_shape), (x_shape[0], self.n_heads, x_shape[1], x_shape[1])
+    def compute_output_shape(self, x_shape, valid_shape=None):
         return tuple(x_shape)
+
+    def compute_output_spec(self, x, valid=None, training=None, return_attention=False):
+        # Keras derives a symbolic call's output from compute_output_shape only when every
+        # argument of that method is a shape: return_attention is not, so a functional
+        # model (BST's attention output) needs the spec spelled out here.
+        out = keras.KerasTensor(x.shape, dtype=x.dtype)
+        if not return_attention:
+            return out
+        steps = x.shape[1]
+        return out, keras.KerasTensor((x.shape[0], self.n_heads, steps, steps), dtype=x.dtype)
 
     def get_config(self) -> dict:
         return {
