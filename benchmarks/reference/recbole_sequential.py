@@ -125,10 +125,11 @@ than two, whose OpenMP team then waits on the busy core). ``best_epoch`` and
 ``epochs_run`` count from 1.
 
 Cost on MovieLens-100k (943 users, 1682 items, 97,171 training sequences of up to 50
-items, the defaults above): an epoch of SASRec takes about 100 s on 2 CPU cores (about
-930 training sequences/s), BERT4Rec about 115 s; early stopping ended SASRec after 16
-epochs (best: 5) and BERT4Rec after 38 (best: 27), so about 27 and 73 minutes on 2
-cores. On one H100 the same runs took 3.5 and 7 minutes.
+items, the defaults above): an epoch of SASRec takes about 100 s on 2 free CPU cores
+(about 930 training sequences/s), BERT4Rec about 115 s (about 850/s). Early stopping
+ended SASRec after 17 epochs on the CPU (best: epoch 6) and BERT4Rec after 38 on a GPU
+(best: 27), so about 30 and 75 minutes on 2 cores; on one H100 the runs took 3.5
+(SASRec, 16 epochs) and 7 minutes.
 """
 
 from __future__ import annotations
