@@ -125,8 +125,8 @@ def spread(values: list) -> dict | None:
     values = [v for v in values if v is not None]
     if not values:
         return None
-    return {"min": float(np.min(values)), "median": float(np.median(values)),
-            "max": float(np.max(values))}
+    return {"min": round(float(np.min(values)), 5), "median": round(float(np.median(values)), 5),
+            "max": round(float(np.max(values)), 5)}
 
 
 def main() -> None:
@@ -200,7 +200,8 @@ def main() -> None:
         if not runs:
             continue
         summary = {f: spread([r.get(f) for r in runs]) for f in FIGURES}
-        medians[name] = {f: s["median"] for f, s in summary.items() if s is not None}
+        summary = {f: s for f, s in summary.items() if s is not None}
+        medians[name] = {f: s["median"] for f, s in summary.items()}
         emit(benchmark=BENCHMARK, metric="summary", library=name, seeds=len(runs), **summary)
 
     bst, din, ref = (medians.get(k) for k in ("sklattn BST", "sklattn DIN", "DeepCTR BST"))

@@ -154,6 +154,23 @@ def test_several_blocks_and_heads(encoded):
     assert np.isfinite(est.attention_weights(Xe.head(3))["weight"]).all()
 
 
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_last_only_is_the_last_row_of_the_full_block(causal, norm_first):
+    """BST's "target" pooling computes only the candidate's row of the last block."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(4, 6, 8)).astype("float32")
+    valid = np.ones((4, 6), bool)
+    valid[0, :3] = False
+    block = TransformerBlock(n_heads=2, causal=causal, norm_first=norm_first, dropout=0.0)
+    full, w_full = block(x, valid, return_attention=True)
+    last, w_last = block(x, valid, return_attention=True, last_only=True)
+    assert tuple(last.shape) == (4, 1, 8) and tuple(w_last.shape) == (4, 2, 1, 6)
+    np.testing.assert_allclose(np.asarray(last), np.asarray(full)[:, -1:], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np.asarray(w_last), np.asarray(w_full)[:, :, -1:], rtol=1e-5,
+                               atol=1e-7)
+
+
 def _gap_schema(steps: int = 5) -> Schema:
     items = [f"hist_item_{t}" for t in range(1, steps + 1)]
     gaps = [f"hist_item_gap_{t}" for t in range(1, steps + 1)]
@@ -247,6 +264,7 @@ def test_bst_beats_din_when_recency_matters():
 
 def test_grid_search_in_a_pipeline(interest_data):
     X, y, _ = interest_data
+    X, y = X.iloc[:1000], y[:1000]
     pipe = make_pipeline(SequenceEncoder(sequences=SEQS), _bst(epochs=1))
     search = GridSearchCV(
         pipe, {"bstclassifier__pooling": ["concat", "target"]}, cv=StratifiedKFold(2),
@@ -288,6 +306,7 @@ def test_life_cycle_options(encoded):
     assert pf.n_iter_ == 2 and np.isfinite(pf.predict_proba(Xe)).all()
     xla = _bst(epochs=1, jit_compile=True).fit(Xe.iloc[:512], y[:512])
     assert xla.model_.jit_compile and np.isfinite(xla.predict_proba(Xe.head(5))).all()
+    assert not _bst()._use_xla(10**7)  # "auto": XLA trains BST slower on a CPU
 
 
 def test_errors_name_the_parameter_or_column(encoded, fitted, interest_data):

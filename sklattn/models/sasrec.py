@@ -154,8 +154,11 @@ class SASRecRetriever(SequentialRetriever):
     index_options : dict, default=None
         Options of the index: ``user_block`` / ``item_chunk`` for ``"brute"``,
         ``nlist`` / ``nprobe`` for ``"faiss"``.
-    epochs : int, default=10
-        Passes over the training rows.
+    epochs : int, default=3
+        Passes over the training rows. Every row trains every position of its
+        sequence, so with MIND-style rows (each event with its history) one epoch
+        shows each transition up to N times: on MovieLens-100k test HR@10 peaked
+        after 2 to 3 epochs and stayed flat to 8.
     batch_size : int, default=256
         Rows per gradient step.
     learning_rate : float, default=1e-3
@@ -236,7 +239,7 @@ class SASRecRetriever(SequentialRetriever):
         exclude_seen: bool = True,
         index: str = "brute",
         index_options: dict | None = None,
-        epochs: int = 10,
+        epochs: int = 3,
         batch_size: int = 256,
         learning_rate: float = 1e-3,
         validation_fraction: float | None = None,
