@@ -80,7 +80,7 @@ def test_padding_never_changes_predictions(fitted, encoded):
     longest = int(_valid_counts(Xe).max())
     steps = len([c for c in Xe.columns if c.startswith("hist_item_")])
     assert longest < steps and len(Xe) > 100
-    for layer in est.model_._flatten_layers():
+    for layer in est.model_.layers:
         if isinstance(layer, Embedding):
             table = layer.embeddings.numpy()
             table[0] = noise.normal(0, 10, table.shape[1])

@@ -100,10 +100,8 @@ def build_bert4rec_graph(
     count = ops.cumsum(ops.cast(hidden, "int32"), axis=1)
     slot = ops.reshape(ops.arange(1, scored + 1, dtype="int32"), (1, scored, 1))
     pick = ops.logical_and(ops.expand_dims(hidden, 1), ops.equal(ops.expand_dims(count, 1), slot))
-    pick = ops.cast(pick, outputs.dtype)  # (batch, scored, steps)
-    outputs = ops.matmul(pick, outputs)
-    labels = ops.cast(ops.sum(pick * ops.cast(ops.expand_dims(labels, 1), pick.dtype), axis=-1),
-                      "int32")
+    outputs = ops.matmul(ops.cast(pick, outputs.dtype), outputs)  # (batch, scored, dim)
+    labels = ops.sum(ops.where(pick, ops.expand_dims(labels, 1), 0), axis=-1)  # int ids
     loss_value, samplers = next_item_loss(
         outputs, labels, table, loss=loss, n_negatives=n_negatives, seed=offset_seed(seed, 0)
     )

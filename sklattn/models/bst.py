@@ -160,8 +160,8 @@ dropout
             else:
                 # "target" reads only the candidate's output: the last block computes
                 # just that row (its query still attends to every position). Exact, and
-                # 2.0x the training throughput of computing all 21 rows on MovieLens
-                # (46,900 against 23,500 samples per CPU-second, one block).
+                # 1.8x the training throughput of computing all 21 rows on MovieLens
+                # (41,600 against 23,500 samples per CPU-second, one block).
                 x, w = block(x, valid, return_attention=True, last_only=pooling == "target")
         # The candidate's row of the last block's attention, over the behaviours.
         weights[key] = ops.mean(w[:, :, -1, :-1], axis=1)
@@ -237,8 +237,9 @@ class BSTClassifier(BaseKerasClassifier):
         (which has attended to the history), all ``N + 1`` outputs flattened (the
         paper), or their mean over the valid positions and the candidate. On
         MovieLens-100k ``"target"`` scored 0.7035 test AUC against ``"concat"``'s
-        0.7011 and ``"mean"``'s 0.7016 (seeds 0-2, learning rate 3e-3; 0.7020 against
-        0.6973 at 1e-3), with a 24-wide instead of a 504-wide MLP input.
+        0.7011 and ``"mean"``'s 0.7016 (mean of seeds 0-2, learning rate 3e-3, dropout
+        0.1; 0.7020 against 0.6973 at 1e-3), and trains faster: the last block computes
+        only the candidate's row, and the MLP input is 24 wide instead of 504.
     hidden_units : sequence of int, default=(256, 128)
         Layers of the output MLP.
     activation : {"relu", "prelu", "dice", "sigmoid", "tanh", "gelu"}, default="relu"
@@ -247,7 +248,7 @@ class BSTClassifier(BaseKerasClassifier):
     dropout : float, default=0.2
         Dropout of the attention weights, of both transformer sub-layers and after
         each layer of the output MLP (the paper's rate; on MovieLens-100k 0.2 scored
-        0.7051 against 0.7041 without dropout).
+        0.7051 test AUC, 0.1 0.7035 and no dropout 0.7041: within the spread of seeds).
     epochs : int, default=5
         Passes over the training data.
     batch_size : int, default=256
@@ -271,7 +272,7 @@ class BSTClassifier(BaseKerasClassifier):
         0 silent, 1 progress bar, 2 one line per epoch.
     jit_compile : bool or "auto", default="auto"
         Compile the training step with XLA. ``"auto"`` never does for BST: on a
-        CPU, XLA trained it 2.2-2.7 times slower than TensorFlow's own kernels, and 10
+        CPU, XLA trained it 1.8-2.7 times slower than TensorFlow's own kernels, and 9
         times slower with dropout (MovieLens-100k; see ``docs/bst.md``).
 
     Attributes
@@ -388,7 +389,7 @@ class BSTClassifier(BaseKerasClassifier):
     def _use_xla(self, n_train: int) -> bool:
         # MovieLens-100k, one block, samples per CPU-second on one core: 48,800 without
         # XLA against 18,100 with it (no dropout), 41,600 against 4,600 with dropout 0.2
-        # (XLA's CPU random numbers); two cores: 2.0-2.2x. Never worth it here.
+        # (XLA's CPU random numbers); two cores, no dropout: 1.8-2.0x. Never worth it.
         return False
 
     def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
