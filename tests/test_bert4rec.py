@@ -1,37 +1,19 @@
 import copy
 import pickle
-import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
+from retriever_contract import check_encoded_frame_contract, contract_tests
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError, SkipTestWarning
+from sklearn.exceptions import NotFittedError
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils import get_tags
-from sklearn.utils.estimator_checks import (
-    check_do_not_raise_errors_in_init_or_set_params,
-    check_estimator_repr,
-    check_estimator_tags_renamed,
-    check_estimators_unfitted,
-    check_get_params_invariance,
-    check_mixin_order,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-    check_transformers_unfitted,
-    check_valid_tag_types,
-    estimator_checks_generator,
-    parametrize_with_checks,
-)
-from sklearn.utils.validation import check_is_fitted
 
 from sklattn import BERT4RecRetriever, SequenceEncoder
 from sklattn._backend import keras
 from sklattn._schema import FIRST_ID
-from sklattn.base import expected_failed_checks
 from sklattn.datasets import make_transition_sequences
 from sklattn.layers import ClozeMask, MaskToken
 from sklattn.metrics import hit_rate_at_k
@@ -297,57 +279,12 @@ def test_errors_name_the_problem(data, fitted):
 
 # ------------------------------------------------------------- scikit-learn's contract
 CHECKED = BERT4RecRetriever(embedding_dim=4, n_blocks=1, epochs=1, top_n=5, random_state=0)
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", SkipTestWarning)
-    _GENERATED_CHECKS = parametrize_with_checks(
-        [CHECKED], expected_failed_checks=expected_failed_checks)
-
-
-@_GENERATED_CHECKS
-def test_sklearn_generated_checks(estimator, check):
-    check(estimator)
-
-
-def test_tags_describe_encoded_frames():
-    tags = get_tags(CHECKED)
-    assert not tags.input_tags.two_d_array and not tags.target_tags.required
-    with pytest.warns(SkipTestWarning, match="Can't test estimator BERT4RecRetriever"):
-        generated = [check.func.__name__
-                     for _, check in estimator_checks_generator(CHECKED, mark=None)]
-    assert generated == ["check_estimator_cloneable"]
-
-
-@pytest.mark.parametrize("check", [
-    check_estimator_tags_renamed, check_valid_tag_types, check_estimator_repr,
-    check_no_attributes_set_in_init, check_estimators_unfitted, check_transformers_unfitted,
-    check_do_not_raise_errors_in_init_or_set_params, check_mixin_order,
-    check_parameters_default_constructible, check_get_params_invariance, check_set_params,
-], ids=lambda check: check.__name__)
-def test_sklearn_checks_that_need_no_data(check, request):
-    reason = expected_failed_checks(CHECKED).get(check.__name__)
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-    check(type(CHECKED).__name__, clone(CHECKED))
+(test_sklearn_generated_checks, test_tags_describe_encoded_frames,
+ test_sklearn_checks_that_need_no_data) = contract_tests(CHECKED)
 
 
 def test_sklearn_contract_on_encoded_frames():
     X = make_transition_sequences(n_users=40, n_items=20, history_length=4,
                                   events_per_user=2, random_state=1)
     E = SequenceEncoder(sequences={"hist_item": "item"}).fit_transform(X)
-    est = clone(CHECKED)
-    with pytest.raises(ValueError, match="0 sample"):
-        clone(est).fit(E.iloc[:0])
-    with pytest.raises(ValueError, match="zero"):
-        clone(est).fit(E, sample_weight=np.zeros(len(E)))
-    params, before = joblib.hash(est.get_params()), set(vars(est))
-    assert est.fit(E, sample_weight=np.linspace(0.5, 1.5, len(E))) is est
-    assert all(a.startswith("_") or a.endswith("_") for a in set(vars(est)) - before)
-    assert joblib.hash(est.get_params()) == params
-    check_is_fitted(est)
-    state = dict(vars(est))
-    top = est.predict(E)
-    est.transform(E), est.retrieve(E, top_n=3), est.score(E)
-    assert vars(est).keys() == state.keys() and all(vars(est)[k] is v for k, v in state.items())
-    np.testing.assert_array_equal(est.predict(E.astype(np.float64)), top)
-    assert clone(est).fit(E.iloc[:1]).predict(E.iloc[:3]).shape == (3, 5)
+    check_encoded_frame_contract(CHECKED, E, ("predict", "transform", "retrieve", "score"))

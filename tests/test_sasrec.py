@@ -1,39 +1,18 @@
 import copy
-import inspect
 import pickle
-import warnings
 
 import joblib
 import numpy as np
 import pandas as pd
 import pytest
-import scipy.sparse as sp
+from retriever_contract import check_encoded_frame_contract, contract_tests
 from sklearn.base import clone
-from sklearn.exceptions import NotFittedError, SkipTestWarning
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
-from sklearn.utils import get_tags
-from sklearn.utils.estimator_checks import (
-    check_do_not_raise_errors_in_init_or_set_params,
-    check_estimator_repr,
-    check_estimator_tags_renamed,
-    check_estimators_unfitted,
-    check_get_params_invariance,
-    check_mixin_order,
-    check_no_attributes_set_in_init,
-    check_parameters_default_constructible,
-    check_set_params,
-    check_transformers_unfitted,
-    check_valid_tag_types,
-    estimator_checks_generator,
-    parametrize_with_checks,
-)
-from sklearn.utils.validation import check_is_fitted
 
 from sklattn import MINDRetriever, SASRecRetriever, SequenceEncoder
 from sklattn._backend import keras
 from sklattn._schema import FIRST_ID, Schema
-from sklattn.base import expected_failed_checks
 from sklattn.datasets import make_transition_sequences
 from sklattn.layers import BinaryNextItemLoss, CatalogueSoftmaxLoss
 from sklattn.metrics import hit_rate_at_k
@@ -167,6 +146,28 @@ def test_the_output_layer_is_the_item_table(fitted):
     np.testing.assert_allclose(loss, labelled * np.log(n_items) / 6, rtol=1e-5)
 
 
+def test_last_position_training_is_the_serving_task(fitted):
+    """With ``train_positions="last"`` a row's loss is the full softmax loss of its
+    target against the served user vector (the newest position's output), and no
+    other position's."""
+    _, E, model = fitted
+    last = clone(model).set_params(train_positions="last", epochs=1).fit(E.head(8))
+    last.model_.set_weights(model.model_.get_weights())
+    rows = E[E["item"] >= FIRST_ID].head(20)
+    ids = rows[model.schema_.int_columns].to_numpy("int32")
+    loss = _np(last.model_([ids], training=False))
+    users = model.transform(rows)
+    items = _np(model._tables["item"].embeddings)[FIRST_ID:]
+    logits = users @ items.T
+    picked = logits[np.arange(len(rows)), rows["item"].to_numpy() - FIRST_ID]
+    top = logits.max(axis=1)
+    expected = top + np.log(np.exp(logits - top[:, None]).sum(axis=1)) - picked
+    np.testing.assert_allclose(loss, expected, rtol=1e-4)
+    # "all" pays for every labelled position: more than the newest one's share.
+    everything = _np(model.model_([ids], training=False))
+    assert (everything * 6 > loss).all()
+
+
 @pytest.fixture(scope="module")
 def transitions():
     X = make_transition_sequences(n_users=600, n_items=100, history_length=8,
@@ -188,6 +189,15 @@ def test_sasrec_learns_the_transition_where_mind_and_popularity_cannot(transitio
     # The best retriever hits 0.9 + 0.1 * 10 / 100 = 0.91; every item is equally popular.
     assert sasrec > 0.8, sasrec
     assert sasrec > mind + 0.3 and sasrec > popularity + 0.5, (sasrec, mind, popularity)
+
+
+def test_last_position_training_learns_from_one_row_per_event(transitions):
+    """Rows of one event each (history, next item): predicting only the newest item
+    learns the transition too."""
+    train, test = transitions
+    model = SASRecRetriever(embedding_dim=16, n_blocks=1, epochs=8, learning_rate=1e-2,
+                            train_positions="last", top_n=10, random_state=0).fit(train)
+    assert model.score(test) > 0.8
 
 
 @pytest.mark.parametrize("loss", ["softmax", "sampled", "bce"])
@@ -330,93 +340,13 @@ def test_exclude_seen_needs_a_catalogue_longer_than_the_history():
 
 
 # ------------------------------------------------------------- scikit-learn's contract
-# As for MINDRetriever (tests/test_mind.py): X is a DataFrame of encoded columns, the
-# tags say so, scikit-learn generates only check_estimator_cloneable, and the rest of the
-# contract runs here on encoded frames.
 CHECKED = SASRecRetriever(embedding_dim=4, n_blocks=1, epochs=1, top_n=5, random_state=0)
-
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", SkipTestWarning)
-    _GENERATED_CHECKS = parametrize_with_checks(
-        [CHECKED], expected_failed_checks=expected_failed_checks)
-
-
-@_GENERATED_CHECKS
-def test_sklearn_generated_checks(estimator, check):
-    check(estimator)
-
-
-def test_tags_describe_encoded_frames():
-    tags = get_tags(CHECKED)
-    assert not tags.input_tags.two_d_array and tags.input_tags.categorical
-    assert not tags.target_tags.required and tags.requires_fit
-    with pytest.warns(SkipTestWarning, match="Can't test estimator SASRecRetriever"):
-        generated = [check.func.__name__
-                     for _, check in estimator_checks_generator(CHECKED, mark=None)]
-    assert generated == ["check_estimator_cloneable"]
-
-
-@pytest.mark.parametrize("check", [
-    check_estimator_tags_renamed, check_valid_tag_types, check_estimator_repr,
-    check_no_attributes_set_in_init, check_estimators_unfitted, check_transformers_unfitted,
-    check_do_not_raise_errors_in_init_or_set_params, check_mixin_order,
-    check_parameters_default_constructible, check_get_params_invariance, check_set_params,
-], ids=lambda check: check.__name__)
-def test_sklearn_checks_that_need_no_data(check, request):
-    reason = expected_failed_checks(CHECKED).get(check.__name__)
-    if reason:
-        request.applymarker(pytest.mark.xfail(reason=reason, strict=True))
-    check(type(CHECKED).__name__, clone(CHECKED))
+(test_sklearn_generated_checks, test_tags_describe_encoded_frames,
+ test_sklearn_checks_that_need_no_data) = contract_tests(CHECKED)
 
 
 def test_sklearn_contract_on_encoded_frames():
     X = make_transition_sequences(n_users=40, n_items=20, history_length=4,
                                   events_per_user=2, random_state=1)
     E = SequenceEncoder(sequences={"hist_item": "item"}).fit_transform(X)
-    est = clone(CHECKED)
-    for method in ("fit", "partial_fit", "score", "fit_transform"):
-        assert list(inspect.signature(getattr(est, method)).parameters)[:2] == ["X", "y"]
-    serving = ("predict", "transform", "retrieve", "score")
-    for name in serving:
-        with pytest.raises(NotFittedError):
-            getattr(est, name)(E)
-    for X_bad in (E.to_numpy(), sp.csr_matrix(E.to_numpy(dtype=float))):
-        with pytest.raises(TypeError, match="DataFrame"):
-            clone(est).fit(X_bad)
-    with pytest.raises(ValueError, match="0 sample"):
-        clone(est).fit(E.iloc[:0])
-    broken = E.astype({"hist_item_2": float})
-    broken.iloc[0, broken.columns.get_loc("hist_item_2")] = np.nan
-    with pytest.raises(ValueError, match="hist_item_2"):
-        clone(est).fit(broken)
-    with pytest.raises(ValueError, match="inconsistent|shape"):
-        clone(est).fit(E, sample_weight=np.ones(len(E) - 1))
-    with pytest.raises(ValueError, match="zero"):
-        clone(est).fit(E, sample_weight=np.zeros(len(E)))
-
-    params, before = joblib.hash(est.get_params()), set(vars(est))
-    weights = pd.Series(np.linspace(0.5, 1.5, len(E)))
-    kept = weights.copy()
-    assert est.fit(E, sample_weight=weights) is est
-    pd.testing.assert_series_equal(weights, kept)
-    assert all(a.startswith("_") or a.endswith("_") for a in set(vars(est)) - before)
-    assert joblib.hash(est.get_params()) == params
-    check_is_fitted(est)
-    assert est.n_iter_ == 1 and est.n_features_in_ == E.shape[1]
-    with pytest.raises(ValueError, match="hist_item_1"):
-        est.predict(E.drop(columns="hist_item_1"))
-    for name in serving:
-        with pytest.raises(TypeError, match="DataFrame"):
-            getattr(est, name)(E.to_numpy())
-    state = dict(vars(est))
-    top = est.predict(E)
-    est.transform(E), est.retrieve(E, top_n=3), est.score(E)
-    assert vars(est).keys() == state.keys() and all(vars(est)[k] is v for k, v in state.items())
-    np.testing.assert_array_equal(est.predict(E.astype(np.float64)), top)
-    np.testing.assert_allclose(clone(est).fit_transform(E, sample_weight=list(weights)),
-                               est.transform(E), atol=1e-6)
-    assert clone(est).fit(E.iloc[:1]).predict(E.iloc[:3]).shape == (3, 5)
-    partial = clone(est).partial_fit(E)
-    assert partial.n_iter_ == 1
-    partial.partial_fit(E)
-    assert partial.n_iter_ == 2
+    check_encoded_frame_contract(CHECKED, E, ("predict", "transform", "retrieve", "score"))

@@ -334,3 +334,23 @@ def test_din_learns_from_time_gaps():
         model = make_pipeline(encoder, DINClassifier(**settings)).fit(data[train], y[train])
         aucs[gaps] = roc_auc_score(y[test], model.predict_proba(data[test])[:, 1])
     assert aucs[True] > aucs[False] + 0.02, aucs
+
+
+# ------------------------------------------------------------------ retrievers
+@pytest.mark.parametrize("name", ["MINDRetriever", "SASRecRetriever", "BERT4RecRetriever"])
+def test_retrievers_read_the_behaviour_sequence_beside_its_gaps(name):
+    """A time-gap sequence is not a second behaviour sequence: a retriever fitted on an
+    encoder with ``timestamps`` reads the items only, so other gaps give the same
+    items."""
+    import sklattn
+
+    X, _ = make_interest_sequences(300, n_items=40, maxlen=5, time_decay=0.5, random_state=0)
+    encoder = SequenceEncoder(sequences={"hist_item": "item"}, timestamps=GAPS)
+    E = encoder.fit_transform(X)
+    model = getattr(sklattn, name)(embedding_dim=8, top_n=5, epochs=1, random_state=0).fit(E)
+    assert model.sequence_ == "hist_item"
+    gaps = [c for c in E.columns if c.startswith("hist_item_gap_")]
+    assert gaps
+    other = E.head(20).copy()
+    other[gaps] = np.where(other[gaps] == PAD_ID, PAD_ID, FIRST_ID + 7)
+    np.testing.assert_array_equal(model.predict(other), model.predict(E.head(20)))

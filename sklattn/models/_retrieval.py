@@ -24,7 +24,13 @@ from ..base import BaseKerasEstimator
 from ..metrics import hit_rate_at_k
 from ._search import check_top_n, make_index
 
-__all__ = ["BaseRetriever", "label_array", "per_row_loss", "retrieval_roles"]
+__all__ = [
+    "BaseRetriever",
+    "behaviour_sequences",
+    "label_array",
+    "per_row_loss",
+    "retrieval_roles",
+]
 
 
 @keras.saving.register_keras_serializable(package="sklattn")
@@ -33,11 +39,18 @@ def per_row_loss(y_true, y_pred):
     return y_pred
 
 
+def behaviour_sequences(schema: Schema) -> list[str]:
+    """The schema's behaviour sequences: every sequence but the time-gap sequences
+    (:attr:`~sklattn.Schema.time_gaps`), which a retriever does not read."""
+    gaps = getattr(schema, "time_gaps", None) or {}
+    return [name for name in schema.sequences if name not in gaps]
+
+
 def retrieval_roles(schema: Schema) -> tuple[str, str, str | None]:
-    """(sequence name, its vocabulary, the target column or None) of a one-sequence
-    schema."""
-    (name, (_, vocab)), = schema.sequences.items()
-    return name, vocab, schema.candidate_of(name)
+    """(sequence name, its vocabulary, the target column or None) of a schema with one
+    behaviour sequence."""
+    (name,) = behaviour_sequences(schema)
+    return name, schema.sequences[name][1], schema.candidate_of(name)
 
 
 _LABEL_DTYPES = {

@@ -31,7 +31,7 @@ from ..layers import (
     SampledSoftmaxLoss,
     TransformerBlock,
 )
-from ._retrieval import BaseRetriever, per_row_loss, retrieval_roles
+from ._retrieval import BaseRetriever, behaviour_sequences, per_row_loss, retrieval_roles
 
 ops = keras.ops
 
@@ -77,8 +77,10 @@ class TransformerStack:
     """The layers a model's training and serving graphs share: learned positions, the
     transformer blocks and the output head, applied to item vectors.
 
-    ``stack(vectors, valid)``: ``(batch, steps, dim)`` and ``(batch, steps)`` bool.
-    Returns the per-position outputs ``(batch, steps, dim)``. The item vectors are
+    ``stack(vectors, valid, last_only=False)``: ``(batch, steps, dim)`` and ``(batch,
+    steps)`` bool. Returns the per-position outputs ``(batch, steps, dim)``, or with
+    ``last_only`` the newest position's ``(batch, 1, dim)`` (the last block computes
+    only that query, the same values as the full call's last position). The item vectors are
     multiplied by ``scale``, the position vectors added, then optionally layer
     normalised (BERT's embedding norm), dropped out and passed through the blocks and
     the head layers.
@@ -116,14 +118,14 @@ class TransformerStack:
         ]
         self.head = list(head)
 
-    def __call__(self, vectors, valid):
+    def __call__(self, vectors, valid, last_only: bool = False):
         x = vectors * self.scale if self.scale != 1.0 else vectors
         x = x + self.positions(vectors)
         if self.input_norm is not None:
             x = self.input_norm(x)
         x = self.dropout(x)
-        for block in self.blocks:
-            x = block(x, valid)
+        for i, block in enumerate(self.blocks):
+            x = block(x, valid, last_only=last_only and i == len(self.blocks) - 1)
         for layer in self.head:
             x = layer(x)
         return x
@@ -216,16 +218,17 @@ class SequentialRetriever(BaseRetriever):
 
     def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
         name = type(self).__name__
-        if not schema.sequences:
+        sequences = behaviour_sequences(schema)
+        if not sequences:
             raise ValueError(
                 f"{name} reads one behaviour sequence, but X has none. Encode X with "
                 "SequenceEncoder(sequences={'hist_item': 'item'}), or name the encoded "
                 f"columns: {name}(sequences={{'hist_item': 'item'}})."
             )
-        if len(schema.sequences) != 1:
+        if len(sequences) != 1:
             raise ValueError(
-                f"{name} reads one behaviour sequence, but X has {len(schema.sequences)} "
-                f"sequences {list(schema.sequences)}."
+                f"{name} reads one behaviour sequence, but X has {len(sequences)} "
+                f"sequences {sequences}."
             )
         if training:
             sequence, _, target = retrieval_roles(schema)

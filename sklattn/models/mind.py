@@ -18,7 +18,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from .._backend import keras
-from .._schema import Schema
+from .._schema import TIME_GAP, Schema
 from ..base import BaseKerasEstimator, Graph
 from ..layers import (
     MLP,
@@ -28,7 +28,7 @@ from ..layers import (
     SampledSoftmaxLoss,
 )
 from ._blocks import LAYER_WIDTHS, embed_inputs, model_inputs
-from ._retrieval import BaseRetriever, per_row_loss, retrieval_roles
+from ._retrieval import BaseRetriever, behaviour_sequences, per_row_loss, retrieval_roles
 
 ops = keras.ops
 
@@ -52,9 +52,10 @@ def build_mind_graph(
     The item table is shared by the behaviours and the target. Behaviours are
     routed into ``n_interests`` capsules (:class:`~sklattn.layers.CapsuleRouting`);
     when the schema has user-profile columns (categorical columns other than the
-    target, numeric columns) or ``hidden_units`` is not empty, each capsule is
-    concatenated with the profile embeddings and passed through a ReLU MLP and a
-    linear projection back to ``embedding_dim`` (the paper's "H layers").
+    target and the encoder's candidate time gap, numeric columns) or ``hidden_units``
+    is not empty, each capsule is concatenated with the profile embeddings and passed
+    through a ReLU MLP and a linear projection back to ``embedding_dim`` (the paper's
+    "H layers").
 
     Returns
     -------
@@ -64,10 +65,9 @@ def build_mind_graph(
         dim), mask (batch, K))``; ``"attention"``, the label-aware weights ``(batch, K)``
         for the row's target. ``layers``: ``"candidate_sampler"``.
     """
-    _, vocab, target_col = retrieval_roles(schema)
+    seq, vocab, target_col = retrieval_roles(schema)
     inputs = model_inputs(schema)
     emb = embed_inputs(inputs, schema, embedding_dim)
-    seq = next(iter(schema.sequences))
     interests, mask = CapsuleRouting(
         n_interests=n_interests,
         routing_iterations=routing_iterations,
@@ -76,7 +76,10 @@ def build_mind_graph(
         name="capsule_routing",
     )(emb.sequences[seq], emb.masks[seq])
 
-    profile = [emb.categorical[c] for c in schema.categorical if c != target_col]
+    # The candidate's time gap (SequenceEncoder(timestamps=...)) is the same zero-gap
+    # id on every row: it says nothing about the user.
+    skip = {target_col, TIME_GAP} if getattr(schema, "time_gaps", None) else {target_col}
+    profile = [emb.categorical[c] for c in schema.categorical if c not in skip]
     if emb.numeric is not None:
         profile.append(emb.numeric)
     if profile or hidden_units:
@@ -329,10 +332,11 @@ class MINDRetriever(BaseRetriever):
         return self._extra_models["interests"]
 
     def _check_roles(self, schema: Schema, absent, *, training: bool) -> None:
-        if len(schema.sequences) != 1:
+        sequences = behaviour_sequences(schema)
+        if len(sequences) != 1:
             raise ValueError(
                 f"{type(self).__name__} routes one behaviour sequence into interests, but "
-                f"X has {len(schema.sequences)} sequences {list(schema.sequences)}."
+                f"X has {len(sequences)} sequences {sequences}."
             )
         name, vocab, target = retrieval_roles(schema)
         if target is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from sklearn.utils._param_validation import StrOptions
 
 from .._backend import keras
 from .._schema import PAD_ID, Schema
@@ -41,6 +42,7 @@ def build_sasrec_graph(
     dropout: float = 0.2,
     loss: str = "softmax",
     n_negatives: int = 100,
+    train_positions: str = "all",
     seed: int | None = None,
 ) -> Graph:
     """Build SASRec's training graph and its serving models.
@@ -51,8 +53,10 @@ def build_sasrec_graph(
     code. In training the input is the row's training sequence
     (:func:`~sklattn.models._sequential.training_sequence`) without its newest item
     and the label of position ``t`` is the item at ``t + 1``; a position is labelled
-    when its input and its label are real. At serving the input is the history as
-    it is, and the output at the last position is the user vector.
+    when its input and its label are real. With ``train_positions="last"`` only the
+    newest position is labelled, and the last block computes only its query. At
+    serving the input is the history as it is, and the output at the last position is
+    the user vector.
 
     Returns
     -------
@@ -79,7 +83,10 @@ def build_sasrec_graph(
     inputs_ids, labels = sequence[:, :-1], sequence[:, 1:]
     valid = ops.not_equal(inputs_ids, PAD_ID)
     labels = ops.where(valid, labels, ops.zeros_like(labels))
-    outputs = stack(table(inputs_ids), valid)
+    last = train_positions == "last"
+    outputs = stack(table(inputs_ids), valid, last_only=last)
+    if last:
+        labels = labels[:, -1:]
     loss_value, samplers = next_item_loss(
         outputs, labels, table, loss=loss, n_negatives=n_negatives, seed=offset_seed(seed, 0)
     )
@@ -139,6 +146,15 @@ class SASRecRetriever(SequentialRetriever):
         are never targets, negatives or classes.
     n_negatives : int, default=100
         Items sampled per batch for ``loss="sampled"``.
+    train_positions : {"all", "last"}, default="all"
+        Which positions of a row's sequence are training examples. ``"all"``: every
+        position predicts its next item (the paper), right for one row per user.
+        ``"last"``: only the newest item is predicted from the rest (RecBole's
+        training), right for one row per event, as
+        :func:`~sklattn.preprocessing.make_history_table` and MIND's format give: each
+        event is then the target of its own row, and ``"all"`` would show it again
+        in each of the next N rows. It skips the output layer at every other
+        position, so an epoch costs far less.
     negative_sampling : {"frequency", "uniform"}, default="frequency"
         How ``loss="sampled"`` draws its negatives: by the items' training counts
         (in histories and targets), or uniformly. ``"bce"`` always draws uniformly.
@@ -223,6 +239,11 @@ class SASRecRetriever(SequentialRetriever):
     (2, 16)
     """
 
+    _parameter_constraints: dict = {
+        **SequentialRetriever._parameter_constraints,
+        "train_positions": [StrOptions({"all", "last"})],
+    }
+
     def __init__(
         self,
         *,
@@ -234,6 +255,7 @@ class SASRecRetriever(SequentialRetriever):
         dropout: float = 0.2,
         loss: str = "softmax",
         n_negatives: int = 100,
+        train_positions: str = "all",
         negative_sampling: str = "frequency",
         top_n: int = 50,
         exclude_seen: bool = True,
@@ -257,6 +279,7 @@ class SASRecRetriever(SequentialRetriever):
         self.dropout = dropout
         self.loss = loss
         self.n_negatives = n_negatives
+        self.train_positions = train_positions
         self.negative_sampling = negative_sampling
         self.top_n = top_n
         self.exclude_seen = exclude_seen
@@ -281,5 +304,6 @@ class SASRecRetriever(SequentialRetriever):
             dropout=self.dropout,
             loss=self.loss,
             n_negatives=self.n_negatives,
+            train_positions=self.train_positions,
             seed=self._graph_seed(),
         )
