@@ -76,6 +76,12 @@ def test_list_valued_sequences():
     assert enc.inverse_transform(out)[["hist_1", "hist_2"]].values[0].tolist() == ["a", "b"]
     with pytest.raises(ValueError, match="list-like"):
         enc.transform(pd.DataFrame({"item": ["a"], "hist": ["abc"]}))
+    # A numbered column beside the list would be overwritten by the output's hist_1.
+    both = X.assign(hist_1=["x", "y", "z"], hist_01=1.0)
+    with pytest.raises(ValueError, match=r"'hist' is stored twice.*'hist_1'"):
+        SequenceEncoder(sequences={"hist": "item"}).fit(both)
+    out = SequenceEncoder(sequences={"hist": "item"}, drop=["hist_1"]).fit_transform(both)
+    assert not out.columns.duplicated().any() and "hist_01" in out.columns
 
 
 def test_unseen_values_and_min_frequency():

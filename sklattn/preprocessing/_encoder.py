@@ -553,6 +553,15 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                     f"No columns found for sequence {name!r}: expected a list-valued column "
                     f"{name!r} or numbered columns like {name}1, {name}_1, ..."
                 )
+            # The output's columns {name}_1..N would collide with input columns so named.
+            numbered = [c for c in columns if c not in drop
+                        and re.fullmatch(rf"{re.escape(name)}_[1-9]\d*", str(c))]
+            if cols == [name] and numbered:
+                raise ValueError(
+                    f"Sequence {name!r} is stored twice in X: as the column {name!r} and as "
+                    f"numbered columns {numbered[:3]}{'...' if len(numbered) > 3 else ''}. "
+                    f"Keep one layout (drop=[...] or rename the other columns)."
+                )
             self.sequence_columns_in_[name] = cols
             self._list_valued[name] = cols == [name] and _is_list_dtype(X[name].dtype)
         used = {c for cols in self.sequence_columns_in_.values() for c in cols}
