@@ -2,6 +2,7 @@
 
 from ..preprocessing import make_history_table
 from ._movielens import fetch_movielens, load_movielens
+from ._reranking import make_reranking_lists
 from ._synthetic import (
     make_field_interactions,
     make_interest_sequences,
@@ -18,5 +19,6 @@ __all__ = [
     "make_interest_sequences",
     "make_long_histories",
     "make_multi_interest_sequences",
+    "make_reranking_lists",
     "make_transition_sequences",
 ]
