@@ -52,6 +52,14 @@ class Schema:
         sequence of :attr:`sequences` (aligned with its behaviour sequence, bucket ids
         of the vocabulary ``"time_gap"``); this says which sequences are time signals
         rather than behaviours, for a model that uses them as positions.
+    group : str or None
+        The request column of a table of candidate lists (one row per request and
+        candidate): int64 codes, equal within a request, read by list-wise models and
+        never a feature. None for row-wise data.
+    rank : str or None
+        The initial rank of each row within its request (1 = top), float64; a list-wise
+        model orders each request by it. Never a feature. None: the rows' order within a
+        request is the initial ranking.
     """
 
     sequences: dict[str, tuple[list[str], str]] = field(default_factory=dict)
@@ -59,6 +67,8 @@ class Schema:
     numeric: list[str] = field(default_factory=list)
     vocabulary_sizes: dict[str, int] = field(default_factory=dict)
     time_gaps: dict[str, str] = field(default_factory=dict)
+    group: str | None = None
+    rank: str | None = None
 
     @property
     def int_columns(self) -> list[str]:
@@ -96,8 +106,14 @@ class Schema:
         return vocab if self.categorical.get(vocab) == vocab else None
 
     @property
+    def list_columns(self) -> list[str]:
+        """The group and rank columns that are set (never features)."""
+        return [c for c in (self.group, self.rank) if c is not None]
+
+    @property
     def columns(self) -> list[str]:
-        return self.int_columns + list(self.numeric)
+        """Every column: the id matrix's, the numeric matrix's, then the list columns."""
+        return self.int_columns + list(self.numeric) + self.list_columns
 
     @property
     def candidate_columns(self) -> list[str]:
@@ -113,6 +129,8 @@ class Schema:
             "numeric": list(self.numeric),
             "vocabulary_sizes": dict(self.vocabulary_sizes),
             "time_gaps": dict(self.time_gaps),
+            "group": self.group,
+            "rank": self.rank,
         }
 
     @classmethod
@@ -124,12 +142,14 @@ class Schema:
             vocabulary_sizes=dict(d["vocabulary_sizes"]),
             # Absent from the dicts of encoders fitted before time gaps existed.
             time_gaps=dict(d.get("time_gaps", {})),
+            group=d.get("group"),
+            rank=d.get("rank"),
         )
 
     def __setstate__(self, state: dict) -> None:
         # A Schema pickled (inside an encoder or a model) before a field existed loads
         # with that field's default.
-        defaults = {"time_gaps": {}}
+        defaults = {"time_gaps": {}, "group": None, "rank": None}
         self.__dict__.update({**defaults, **state})
 
 

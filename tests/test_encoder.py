@@ -254,3 +254,36 @@ def test_encoder_properties(fit_rows, new_rows):
     # Small (dict) and large (vectorised) code paths agree.
     big = pd.concat([new_X] * (4096 // len(new_X) + 2), ignore_index=True)
     np.testing.assert_array_equal(enc.transform(big).to_numpy()[: len(new_X)], ids)
+
+
+def test_group_and_rank_columns_pass_through_as_list_roles():
+    X = pd.DataFrame({"req": ["q7", "q7", "q1", "q1", "q1"], "r": [2, 1, 1, 3, 2],
+                      "item": ["a", "b", "c", "a", "b"], "h_1": ["a", "a", "b", "b", "b"],
+                      "f": [0.1, 0.2, 0.3, 0.4, 0.5]})
+    enc = SequenceEncoder(sequences={"h": "item"}, group="req", rank="r")
+    out = enc.fit_transform(X)
+    assert enc.schema_.group == "req" and enc.schema_.rank == "r"
+    assert "req" not in enc.schema_.numeric + enc.schema_.int_columns
+    assert out["req"].tolist() == [0, 0, 1, 1, 1] and out["req"].dtype == np.int64
+    assert out["r"].tolist() == [2.0, 1.0, 1.0, 3.0, 2.0]
+    assert list(out.columns[-2:]) == ["req", "r"] == enc.schema_.list_columns
+    assert out.attrs["sklattn_schema"]["group"] == "req"
+    # Codes are per call: a lone request is request 0.
+    assert enc.transform(X.iloc[2:]).loc[:, "req"].tolist() == [0, 0, 0]
+    assert enc.inverse_transform(out)["r"].tolist() == [2.0, 1.0, 1.0, 3.0, 2.0]
+    restored = pickle.loads(pickle.dumps(enc))
+    pd.testing.assert_frame_equal(restored.transform(X), out)
+    with pytest.raises(ValueError, match="'zz' named in 'group'"):
+        SequenceEncoder(group="zz").fit(X)
+    with pytest.raises(ValueError, match="'f' is named in 'rank' and in 'numeric'"):
+        SequenceEncoder(sequences={"h": "item"}, numeric=["f"], rank="f").fit(X)
+    with pytest.raises(ValueError, match="the same column"):
+        SequenceEncoder(group="req", rank="req").fit(X)
+    with pytest.raises(ValueError, match="group column 'req' has missing values in 1 rows"):
+        enc.transform(X.assign(req=["q7", None, "q1", "q1", "q1"]))
+    with pytest.raises(ValueError, match="rank column 'r' has missing"):
+        enc.transform(X.assign(r=[1, np.nan, 1, 2, 3]))
+    with pytest.raises(ValueError, match="rank column 'r' must hold numbers"):
+        enc.transform(X.assign(r=["top", "2", "1", "2", "3"]))
+    with pytest.raises(ValueError, match="missing columns seen in fit: \\['req'\\]"):
+        enc.transform(X.drop(columns="req"))

@@ -421,6 +421,20 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         ``2 ** (k - 1) <= g < 2 ** k``, the last bucket for everything beyond.
         Id ``FIRST_ID + bucket``; padding is ``PAD_ID``, an unknown (missing
         timestamp) or negative gap ``OOV_ID`` (a negative gap also warns).
+    group : str, default=None
+        The request column of a table of candidate lists (one row per request and
+        candidate item, for a re-ranking model such as
+        :class:`~sklattn.PRMReranker`). It is not a feature: the output keeps it
+        as int64 codes, equal for the rows of one request (``0, 1, ...`` in order
+        of first appearance within each ``transform`` call; the raw ids are not
+        kept), and the schema names it as the group column. A missing value is an
+        error naming the column.
+    rank : str, default=None
+        The initial rank of each row within its request (1 = top, from the
+        upstream ranker), passed through as float64 and named as the schema's
+        rank column; not a feature. A missing or non-numeric rank is an error
+        naming the column. Without it, a list-wise model takes the rows' order
+        within a request as the initial ranking.
 
     Attributes
     ----------
@@ -487,6 +501,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         "unseen_warning": [Interval(Real, 0, 1, closed="both"), None],
         "timestamps": [dict, None],
         "time_gap_buckets": [Interval(Integral, 2, None, closed="left")],
+        "group": [str, None],
+        "rank": [str, None],
     }
 
     def __init__(
@@ -504,6 +520,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         unseen_warning: float | None = 0.5,
         timestamps: Mapping[str, tuple[str, str]] | None = None,
         time_gap_buckets: int = 32,
+        group: str | None = None,
+        rank: str | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -517,6 +535,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self.unseen_warning = unseen_warning
         self.timestamps = timestamps
         self.time_gap_buckets = time_gap_buckets
+        self.group = group
+        self.rank = rank
 
     # ------------------------------------------------------------------ fit
     def fit(self, X: pd.DataFrame, y: object = None) -> SequenceEncoder:
@@ -565,6 +585,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             self.sequence_columns_in_[name] = cols
             self._list_valued[name] = cols == [name] and _is_list_dtype(X[name].dtype)
         used = {c for cols in self.sequence_columns_in_.values() for c in cols}
+        self._check_list_columns(X, used, sequences)
+        used |= {c for c in (self.group, self.rank) if c is not None}
 
         candidates = [c for c in dict.fromkeys(sequences.values())]
         categorical = list(self.categorical) if self.categorical is not None else None
@@ -696,6 +718,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             numeric=list(numeric),
             vocabulary_sizes={v: len(vals) + FIRST_ID for v, vals in self.vocabularies_.items()},
             time_gaps=gaps,
+            group=self.group,
+            rank=self.rank,
         )
         # Candidate columns never seen at fit time still own their vocabulary.
         for vocab in candidates:
@@ -705,16 +729,69 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             # The candidate of every gap sequence: it is scored at request time (gap 0).
             self.schema_.categorical[TIME_GAP] = TIME_GAP
         self._output_columns = self.schema_.columns
-        if gaps:
+        if gaps or self.schema_.list_columns:
             counts = Counter(self._output_columns)
             duplicated = sorted(c for c, k in counts.items() if k > 1)
             if duplicated:
                 raise ValueError(
-                    f"The time-gap output columns collide with other output columns: "
+                    f"The time-gap or list columns collide with other output columns: "
                     f"{duplicated} would be written twice; rename those input columns or "
                     "sequences."
                 )
         return self
+
+    def _check_list_columns(self, X: pd.DataFrame, used: set, sequences: dict) -> None:
+        """``group`` and ``rank`` name columns of X that play no other role."""
+        roles = {
+            "sequences": used | set(sequences.values()),
+            "categorical": set(self.categorical or ()),
+            "numeric": set(self.numeric or ()),
+            "drop": set(self.drop or ()),
+            "timestamps": {c for pair in (self.timestamps or {}).values()
+                           if isinstance(pair, (list, tuple)) for c in pair},
+        }
+        if self.group is not None and self.group == self.rank:
+            raise ValueError(f"group and rank name the same column {self.group!r}.")
+        for param in ("group", "rank"):
+            column = getattr(self, param)
+            if column is None:
+                continue
+            if column not in X.columns:
+                raise ValueError(f"Column {column!r} named in {param!r} is not in X.")
+            clash = [role for role, cols in roles.items() if column in cols]
+            if clash:
+                raise ValueError(
+                    f"Column {column!r} is named in {param!r} and in {clash[0]!r}; a "
+                    f"{param} column is not a feature."
+                )
+
+    def _list_blocks(self, X: pd.DataFrame) -> pd.DataFrame | None:
+        """The output's group codes and ranks, or None without ``group`` / ``rank``."""
+        out = {}
+        if self.group is not None:
+            values = X[self.group]
+            if values.isna().any():
+                raise ValueError(
+                    f"The group column {self.group!r} has missing values in "
+                    f"{int(values.isna().sum())} rows; every row needs its request."
+                )
+            codes, _ = pd.factorize(values, sort=False)
+            out[self.group] = codes.astype(np.int64)
+        if self.rank is not None:
+            try:
+                ranks = X[self.rank].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"The rank column {self.rank!r} must hold numbers (1 = top of the "
+                    f"list); it has dtype {X[self.rank].dtype}."
+                ) from None
+            if not np.isfinite(ranks).all():
+                raise ValueError(
+                    f"The rank column {self.rank!r} has missing or infinite values in "
+                    f"{int((~np.isfinite(ranks)).sum())} rows."
+                )
+            out[self.rank] = ranks
+        return pd.DataFrame(out, index=X.index) if out else None
 
     def _fit_timestamps(self, X, sequences, used, candidates, categorical, numeric, drop) -> None:
         """Check ``timestamps`` against X and record where each behaviour's timestamps are."""
@@ -965,6 +1042,9 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 raise ValueError(self._non_numeric_message(X)) from None
             floats = pd.DataFrame(self._numeric(raw), index=X.index, columns=self.schema_.numeric)
             out = pd.concat([out, floats], axis=1)
+        lists = self._list_blocks(X) if getattr(self.schema_, "list_columns", None) else None
+        if lists is not None:
+            out = pd.concat([out, lists], axis=1)
         schema = self.schema_.to_dict()
         schema["absent"] = absent
         schema["labels"] = self._labels
@@ -1018,6 +1098,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             values = values * self.numeric_scale_ + shift
             for j, col in enumerate(self.schema_.numeric):
                 out[col] = values[:, j]
+        for col in getattr(self.schema_, "list_columns", ()):
+            out[col] = X[col].to_numpy()  # group codes (not the raw ids) and ranks
         return pd.DataFrame(out, index=X.index)
 
     def decode(self, ids: np.ndarray | Sequence[int], vocabulary: str) -> np.ndarray:
