@@ -32,6 +32,7 @@ _MODELS = (
     "DINClassifier",
     "MINDRetriever",
     "NFMClassifier",
+    "PRMReranker",
     "SASRecRetriever",
     "SumPoolingClassifier",
 )

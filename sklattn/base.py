@@ -206,6 +206,17 @@ class BaseKerasEstimator(BaseEstimator):
         """Derive fitted attributes from the trained model, or check it (hook, after every
         fit; ``targets`` and ``weights`` are those of the rows of X)."""
 
+    def _samples(self, X, ids, floats, targets: np.ndarray, weights: np.ndarray | None):
+        """The Keras samples of the rows of X (hook, after the rows are checked).
+
+        The base trains on one sample per row: ``(ids, floats, targets, weights)`` as
+        they are. A list-wise model returns one sample per request instead (ids
+        ``(n_requests, length, n_columns)``, targets ``(n_requests, length)``);
+        everything after it (validation split, batches, early stopping) works on
+        those samples.
+        """
+        return ids, floats, targets, weights
+
     def _use_xla(self, n_train: int) -> bool:
         """What ``jit_compile="auto"`` means for this model and training size."""
         # XLA speeds CPU training up by about 1.7x but compiling the step takes
@@ -279,7 +290,8 @@ class BaseKerasEstimator(BaseEstimator):
                 f"X and y have inconsistent numbers of samples: {n_samples} != {len(targets)}."
             )
         weights = self._sample_weights(sample_weight, targets)
-        self._train(ids, floats, targets, weights, epochs=epochs, reset=reset, validate=validate)
+        samples = self._samples(X, ids, floats, targets, weights)
+        self._train(*samples, epochs=epochs, reset=reset, validate=validate)
         self._after_fit(X, reset=reset, targets=targets, weights=weights)
         return self
 
@@ -373,7 +385,8 @@ class BaseKerasEstimator(BaseEstimator):
         for vocab, table in self._tables.items():
             if table.l2:
                 columns = self.schema_.vocabulary_positions(vocab)
-                counts = np.bincount(ids[:, columns].ravel(), minlength=table.input_dim)
+                flat = ids.reshape(-1, ids.shape[-1])  # list-wise samples: one row per item
+                counts = np.bincount(flat[:, columns].ravel(), minlength=table.input_dim)
                 table.set_frequencies(counts.astype(np.float32))
 
     def _seed(self) -> int | None:
@@ -389,18 +402,16 @@ class BaseKerasEstimator(BaseEstimator):
     def _make_predict_fn(self) -> None:
         """Trace the inference graph once; calls then skip Keras' predict loop."""
         model = self._serving_model()
-        n_inputs = int(bool(self.schema_.int_columns)) + int(bool(self.schema_.numeric))
+        n_inputs = len(model.inputs)
         if not TF_BACKEND:  # pragma: no cover - other Keras backends
             def run(*arrays):
                 return model(list(arrays) if n_inputs > 1 else arrays[0], training=False)
 
             self._predict_fn = run
             return
-        specs = []
-        if self.schema_.int_columns:
-            specs.append(tf.TensorSpec((None, len(self.schema_.int_columns)), tf.int32))
-        if self.schema_.numeric:
-            specs.append(tf.TensorSpec((None, len(self.schema_.numeric)), tf.float32))
+        # The model's own input shapes (a row-wise model: (None, columns); a list-wise
+        # one: (None, length, columns)).
+        specs = [tf.TensorSpec(tuple(t.shape), t.dtype) for t in model.inputs]
         if n_inputs == 2:
             fn = tf.function(lambda a, b: model([a, b], training=False))
         else:

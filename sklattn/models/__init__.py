@@ -6,6 +6,7 @@ from .bst import BSTClassifier
 from .dien import DIENClassifier
 from .din import DINClassifier, SumPoolingClassifier
 from .mind import MINDRetriever
+from .prm import PRMReranker
 from .sasrec import SASRecRetriever
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "DINClassifier",
     "MINDRetriever",
     "NFMClassifier",
+    "PRMReranker",
     "SASRecRetriever",
     "SumPoolingClassifier",
 ]
