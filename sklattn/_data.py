@@ -10,7 +10,10 @@ column plays which role (:func:`resolve_schema`), checks the input and converts 
 
 from __future__ import annotations
 
+import hashlib
+import pickle
 import re
+import weakref
 from collections.abc import Mapping
 
 import numpy as np
@@ -22,8 +25,8 @@ from .preprocessing import find_sequence_columns
 from .preprocessing._encoder import POLARS_SCHEMA_ATTRIBUTE, to_pandas
 
 __all__ = [
-    "absent_columns", "as_frame", "require_frame", "resolve_schema", "to_arrays",
-    "vocabulary_labels",
+    "absent_columns", "as_frame", "check_vocabularies", "list_columns", "require_frame",
+    "resolve_schema", "to_arrays", "vocabulary_fingerprint", "vocabulary_labels",
 ]
 
 
@@ -101,6 +104,49 @@ def vocabulary_labels(X) -> Mapping[str, np.ndarray] | None:
     ``k``), or None when X did not come from a SequenceEncoder."""
     encoded = _encoded(X)
     return encoded.get("labels") if encoded else None
+
+
+#: Fingerprints of the vocabularies an encoder's output carried, by labels object: an
+#: encoder hands the same object to every transform, so a model checks each object once.
+_FINGERPRINTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def vocabulary_fingerprint(labels: Mapping[str, np.ndarray]) -> dict[str, str]:
+    """A digest of each vocabulary's values, in id order: equal digests, equal ids."""
+    try:
+        return _FINGERPRINTS[labels]
+    except (KeyError, TypeError):
+        pass
+    out = {
+        vocab: hashlib.sha1(
+            pickle.dumps(np.asarray(labels[vocab], dtype=object).tolist(), protocol=4)
+        ).hexdigest()
+        for vocab in labels
+    }
+    try:
+        _FINGERPRINTS[labels] = out
+    except TypeError:  # a plain dict of labels: not weakly referable
+        pass
+    return out
+
+
+def check_vocabularies(estimator, X) -> None:
+    """Raise when X was encoded with other vocabularies than the rows ``fit`` saw (an
+    encoder fitted again on other data gives the same ids to other values)."""
+    seen = getattr(estimator, "_vocabulary_fingerprint", None)
+    labels = vocabulary_labels(X)
+    if not seen or labels is None:
+        return  # hand-encoded input, or a model fitted before the check existed
+    now = vocabulary_fingerprint(labels)
+    changed = [v for v, digest in seen.items() if v in now and now[v] != digest]
+    if changed:
+        raise ValueError(
+            f"X was encoded with other vocabularies {changed[:5]}"
+            f"{'...' if len(changed) > 5 else ''} than the rows "
+            f"{type(estimator).__name__} was fitted on: the same id now means another "
+            "value. Transform X with the SequenceEncoder the model was fitted after (in "
+            "a Pipeline, or frozen with sklearn.frozen.FrozenEstimator)."
+        )
 
 
 # ------------------------------------------------------------------ roles
@@ -238,6 +284,21 @@ def _max_id(X: pd.DataFrame, cols: list[str]) -> int:
     return int(values.max()) if values.size else 0
 
 
+def list_columns(estimator, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray | None]:
+    """The request codes and the initial ranks (None without a rank column) of X's rows,
+    for a list-wise model (``Schema.group`` / ``Schema.rank``); a ColumnTransformer's
+    ``enc__`` prefixes are undone as in :func:`to_arrays`."""
+    schema = estimator.schema_
+    if any(c not in X.columns for c in schema.list_columns):
+        X = _strip_prefix(X, schema.columns)
+    missing = [c for c in schema.list_columns if c not in X.columns]
+    if missing:
+        raise ValueError(f"X lacks the list columns {missing} (request id, initial rank).")
+    groups = X[schema.group].to_numpy()
+    ranks = X[schema.rank].to_numpy(dtype=np.float64) if schema.rank is not None else None
+    return groups, ranks
+
+
 # ------------------------------------------------------------------ conversion
 def to_arrays(estimator, X, *, reset: bool = False, training: bool = False):
     """Split X into the int32 id matrix and the float32 numeric matrix.
@@ -272,8 +333,13 @@ def to_arrays(estimator, X, *, reset: bool = False, training: bool = False):
         position = {str(c): i for i, c in enumerate(X.columns)}
         estimator._int_positions = np.array([position[c] for c in schema.int_columns], int)
         estimator._num_positions = np.array([position[c] for c in schema.numeric], int)
+        labels = vocabulary_labels(X)
+        estimator._vocabulary_fingerprint = (
+            vocabulary_fingerprint(labels) if labels is not None else None
+        )
     else:
         check_is_fitted(estimator, "model_")
+        check_vocabularies(estimator, X)
         expected = list(estimator.feature_names_in_)
         if list(X.columns) != expected:
             missing = [c for c in expected if c not in X.columns]

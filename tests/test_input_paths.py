@@ -1,11 +1,13 @@
 """The encoder's schema on every scikit-learn path, id types, persistence, and errors
 that name what is wrong."""
 
+import pickle
 import warnings
 
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import clone
 from sklearn.compose import ColumnTransformer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -276,3 +278,20 @@ def test_estimators_pickled_before_new_parameters_load(logs):
     restored_encoder = pickle.loads(pickle.dumps(encoder))
     unseen = X.head(3).assign(item=10**9)  # an unseen id of the fit type
     pd.testing.assert_frame_equal(restored_encoder.transform(unseen), encoder.transform(unseen))
+
+
+def test_rows_encoded_by_another_encoder_are_refused(logs, fitted):
+    """An encoder fitted on other rows gives the same ids to other values: a model
+    refuses them instead of scoring items it never saw under those ids."""
+    X, y = logs
+    model = fitted[-1]
+    own = fitted[0].transform(X.head(5))
+    np.testing.assert_array_equal(model.predict_proba(own), fitted.predict_proba(X.head(5)))
+    again = pickle.loads(pickle.dumps(fitted[0]))  # the same vocabularies, another object
+    np.testing.assert_array_equal(model.predict_proba(again.transform(X.head(5))),
+                                  model.predict_proba(own))
+    other = clone(fitted[0]).fit(X.iloc[::-1].head(len(X) // 3))
+    with pytest.raises(ValueError, match="other vocabularies.*SequenceEncoder the model"):
+        model.predict_proba(other.transform(X.head(5)))
+    with pytest.raises(ValueError, match="other vocabularies"):
+        pickle.loads(pickle.dumps(model)).partial_fit(other.transform(X.head(50)), y[:50])

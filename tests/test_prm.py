@@ -158,6 +158,9 @@ def test_a_request_split_between_folds_is_named(lists, fitted):
     request = X[X["request_id"] == 3]
     with pytest.raises(ValueError, match="GroupKFold"):
         fitted.predict(request.iloc[[0, 2]])
+    # A contiguous split (KFold) cuts a request into a top and a tail: the tail is refused.
+    with pytest.raises(ValueError, match=r"not the positions 1\.\.\d+.*GroupKFold"):
+        fitted.predict(request.iloc[2:])
     interleaved = pd.concat([X[X["request_id"] == 3].iloc[:2], X[X["request_id"] == 4],
                              X[X["request_id"] == 3].iloc[2:]])
     with pytest.raises(ValueError, match="interleaved"):
@@ -176,12 +179,54 @@ def test_errors_name_the_problem(lists, fitted):
         clone(fitted).set_params(prmreranker__n_heads=3).fit(X, y)
     with pytest.raises(ValueError, match="non-negative"):
         clone(fitted).fit(X, -np.ones(len(X)))
-    longer = pd.concat([X[X["request_id"] == 3]] * 3).assign(
-        initial_rank=np.arange(1, 3 * (X["request_id"] == 3).sum() + 1))
-    with pytest.raises(ValueError, match="max_length_"):
-        fitted.predict(longer)
     with pytest.raises(NotFittedError):
         PRMReranker().predict(SequenceEncoder(**ENCODER).fit_transform(X))
+
+
+def test_lists_longer_than_any_training_list_are_scored(lists, fitted):
+    """Positions beyond max_length_ share the last one; every row is still ranked, and
+    the other requests' scores do not move."""
+    X, _, _ = lists
+    request = X[X["request_id"] == 3]
+    longer = pd.concat([request] * 3).assign(
+        initial_rank=np.arange(1, 3 * len(request) + 1), request_id=999)
+    assert len(longer) > fitted[-1].max_length_
+    both = pd.concat([X[X["request_id"] == 4], longer])
+    ranks = fitted.predict(both)
+    assert sorted(ranks[-len(longer):]) == list(range(1, len(longer) + 1))
+    np.testing.assert_allclose(fitted.decision_function(both)[: -len(longer)],
+                               fitted.decision_function(X[X["request_id"] == 4]),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_prediction_in_chunks_of_whole_requests(lists, fitted):
+    X, _, _ = lists
+    model = clone(fitted[-1])
+    model.__dict__.update(fitted[-1].__dict__)
+    E = fitted[0].transform(X)
+    scores = model.decision_function(E)
+    model.prediction_chunk_size = 7  # smaller than some requests: one request a chunk
+    np.testing.assert_allclose(model.decision_function(E), scores, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(model.predict(E), fitted.predict(X))
+
+
+def test_behind_a_column_transformer(lists):
+    from sklearn.compose import ColumnTransformer
+
+    X, y, _ = lists
+    encoder = ColumnTransformer([("enc", SequenceEncoder(**ENCODER), list(X.columns))])
+    encoder.set_output(transform="pandas")  # "enc__request_id", ...
+    model = make_pipeline(encoder, PRMReranker(**TINY)).fit(X, y)
+    assert model.predict(X).shape == (len(X),)
+    assert 0 <= model.score(X, y) <= 1
+
+
+def test_rows_encoded_with_other_vocabularies_are_refused(lists, fitted):
+    """The same id means another item to an encoder fitted on other rows."""
+    X, _, _ = lists
+    other = SequenceEncoder(**ENCODER).fit(X[X["request_id"] >= 60])
+    with pytest.raises(ValueError, match="other vocabularies.*FrozenEstimator"):
+        fitted[-1].predict(other.transform(X))
 
 
 def test_pickle_joblib_and_seed_reproducibility(lists, fitted, tmp_path):
@@ -205,10 +250,13 @@ def test_personalization_model_feeds_its_logit(lists):
     assert prm.personalization_ is not upstream and hasattr(prm.personalization_, "model_")
     assert not hasattr(upstream, "model_")  # cloned, the parameter untouched
     E = model[0].transform(X)
-    # A fitted upstream model is used as it is.
-    prefit = prm.personalization_
-    reused = PRMReranker(personalization=prefit, **TINY).fit(E, y)
-    assert reused.personalization_ is prefit
+    # A model fitted on earlier logs, frozen, is used as it is, also by clones.
+    from sklearn.frozen import FrozenEstimator
+
+    prefit = FrozenEstimator(prm.personalization_)
+    reused = clone(PRMReranker(personalization=prefit, **TINY)).fit(E, y)
+    np.testing.assert_array_equal(reused.personalization_.decision_function(E),
+                                  prm.personalization_.decision_function(E))
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(reused)).decision_function(E),
                                   reused.decision_function(E))
 

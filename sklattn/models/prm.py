@@ -20,7 +20,7 @@ from sklearn.utils._param_validation import HasMethods, Interval
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .._backend import keras
-from .._data import require_frame, to_arrays
+from .._data import list_columns, require_frame, to_arrays
 from .._schema import Schema
 from ..base import BaseKerasEstimator, Graph
 from ..layers import MASKED_LOGIT, TransformerBlock
@@ -47,6 +47,21 @@ def listwise_softmax_loss(y_true, y_pred):
     return -ops.sum(y_true * ops.log_softmax(y_pred, axis=-1), axis=-1)
 
 
+@keras.saving.register_keras_serializable(package="sklattn")
+class _PerItem(keras.layers.Layer):
+    """``(batch * length, ...)`` item rows back to ``(batch, length, features)``, the
+    batch and the list length read from ``like`` ``(batch, length, ...)`` at call time
+    (both vary between calls)."""
+
+    def call(self, x, like):
+        shape = ops.shape(like)
+        return ops.reshape(x, (shape[0], shape[1], -1))
+
+    def compute_output_spec(self, x, like):
+        width = int(np.prod(x.shape[1:]))
+        return keras.KerasTensor((like.shape[0], like.shape[1], width), dtype=x.dtype)
+
+
 def build_prm_graph(
     schema: Schema,
     *,
@@ -57,35 +72,34 @@ def build_prm_graph(
     n_heads: int = 2,
     dropout: float = 0.1,
 ) -> Graph:
-    """Build PRM's graph over lists of ``max_length`` items.
+    """Build PRM's graph over lists of any length, with ``max_length`` learned positions.
 
     ``schema`` describes one item row (its numeric columns end with the personalised
-    vector when there is one). Inputs: ``ids`` ``(batch, max_length, n_id_columns + 1)``
+    vector when there is one). Inputs: ``ids`` ``(batch, length, n_id_columns + 1)``
     int32, whose last column is the item's position in the initial ranking (1 = top,
-    0 = padding), and ``numeric`` ``(batch, max_length, n_numeric)`` float32 when the
-    schema has numeric columns. Each item's fields are embedded as in the
-    factorisation machines (:func:`~sklattn.models._blocks.embed_fields`: an id
-    column its embedding, a sequence the mean of its items, a number ``x * v``),
-    concatenated, projected to ``attention_dim`` and added to a learned embedding of
-    its position (the paper's ``E = W_E [x; pv] + PE``); ``n_blocks`` bidirectional
-    post-norm transformer blocks over the valid items follow, and a dense layer gives
-    one logit per item. Output: ``(batch, max_length)`` logits, padding at
-    ``MASKED_LOGIT``.
+    positions beyond ``max_length`` share the last one, 0 = padding), and ``numeric``
+    ``(batch, length, n_numeric)`` float32 when the schema has numeric columns. Each
+    item's fields are embedded as in the factorisation machines
+    (:func:`~sklattn.models._blocks.embed_fields`: an id column its embedding, a
+    sequence the mean of its items, a number ``x * v``), concatenated, projected to
+    ``attention_dim`` and added to a learned embedding of its position (the paper's
+    ``E = W_E [x; pv] + PE``); ``n_blocks`` bidirectional post-norm transformer blocks
+    over the valid items follow, and a dense layer gives one logit per item. Output:
+    ``(batch, length)`` logits, padding at ``MASKED_LOGIT``.
     """
     n_ids, n_numeric = len(schema.int_columns), len(schema.numeric)
-    ids = keras.Input((max_length, n_ids + 1), dtype="int32", name="ids")
+    ids = keras.Input((None, n_ids + 1), dtype="int32", name="ids")
     inputs = [ids]
     flat = [ops.reshape(ids[:, :, :n_ids], (-1, n_ids))] if n_ids else []
     if n_numeric:
-        numeric = keras.Input((max_length, n_numeric), dtype="float32", name="numeric")
+        numeric = keras.Input((None, n_numeric), dtype="float32", name="numeric")
         inputs.append(numeric)
         flat.append(ops.reshape(numeric, (-1, n_numeric)))
     positions = ids[:, :, -1]
     valid = ops.greater(positions, 0)
 
     fields, _ = embed_fields(flat, schema, embedding_dim)  # (batch * length, F, dim)
-    width = int(fields.shape[1]) * embedding_dim
-    x = ops.reshape(fields, (-1, max_length, width))
+    x = _PerItem(name="per_item")(fields, ids)
     x = keras.layers.Dense(attention_dim, name="input_projection")(x)
     x = x + keras.layers.Embedding(max_length + 1, attention_dim, name="rank_positions")(
         positions
@@ -111,13 +125,14 @@ class _Lists:
     lengths: np.ndarray
 
 
-def _lists(schema: Schema, X: pd.DataFrame, name: str) -> _Lists:
+def _lists(estimator, X: pd.DataFrame) -> _Lists:
     """Each row's request and initial position, with the checks a list needs."""
-    codes = X[schema.group].to_numpy()
+    name, schema = type(estimator).__name__, estimator.schema_
+    codes, ranks = list_columns(estimator, X)
     n = len(codes)
     change = np.flatnonzero(codes[1:] != codes[:-1]) + 1
     starts = np.concatenate([[0], change])
-    if len(starts) != len(np.unique(codes)):
+    if len(starts) != len(pd.unique(codes)):
         seen: dict = {}
         for i, start in enumerate(starts):
             code = codes[start]
@@ -127,36 +142,30 @@ def _lists(schema: Schema, X: pd.DataFrame, name: str) -> _Lists:
                     f"{name}: the rows of a request are interleaved with other requests' "
                     f"rows (request of row {first!r} comes back at row {X.index[start]!r}). "
                     f"Give each request's rows together, e.g. "
-                    f"X.sort_values({schema.group!r}, kind='stable')."
+                    f"X.sort_values({schema.group!r}, kind='stable'); to cross-validate, "
+                    "split by request with GroupKFold(groups=<request ids>)."
                 )
             seen[code] = i
     lengths = np.diff(np.concatenate([starts, [n]]))
     request = np.repeat(np.arange(len(starts)), lengths)
-    if schema.rank is None:
+    if ranks is None:
         slot = np.arange(n) - np.repeat(starts, lengths)
         return _Lists(request, slot, lengths)
-    ranks = X[schema.rank].to_numpy(dtype=np.float64)
     order = np.lexsort((ranks, request))  # rows by request, then by initial rank
     slot = np.empty(n, dtype=np.int64)
     slot[order] = np.arange(n) - np.repeat(starts, lengths)
-    sorted_ranks = ranks[order]
-    low = np.minimum.reduceat(sorted_ranks, starts)
-    high = np.maximum.reduceat(sorted_ranks, starts)
-    repeated = np.zeros(n, dtype=bool)
-    repeated[1:] = (sorted_ranks[1:] == sorted_ranks[:-1]) & (request[order][1:]
-                                                               == request[order][:-1])
-    gappy = high - low + 1 != lengths
-    if repeated.any() or gappy.any():
-        r = int(request[order][np.flatnonzero(repeated)[0]]) if repeated.any() \
-            else int(np.flatnonzero(gappy)[0])
+    # A request's ranks must be exactly 1..L: a missing top or a gap means rows of the
+    # request are elsewhere (a split between folds), a repeat that they are duplicated.
+    wrong = ranks[order] != slot[order] + 1
+    if wrong.any():
+        r = int(request[order][np.flatnonzero(wrong)[0]])
         rows = np.flatnonzero(request == r)
         shown = sorted(ranks[rows].tolist())[:8]
         raise ValueError(
             f"{name}: the ranks {schema.rank!r} of the request at row "
-            f"{X.index[rows[0]]!r} are {shown}{'...' if len(rows) > 8 else ''}, not "
-            "consecutive distinct positions: rows of the request are missing or "
-            "repeated. Was it split between folds? Cross-validate with "
-            "GroupKFold(groups=<request ids>)."
+            f"{X.index[rows[0]]!r} are {shown}{'...' if len(rows) > 8 else ''}, not the "
+            f"positions 1..{len(rows)}: rows of the request are missing or repeated. Was "
+            "it split between folds? Cross-validate with GroupKFold(groups=<request ids>)."
         )
     return _Lists(request, slot, lengths)
 
@@ -173,21 +182,27 @@ class PRMReranker(BaseKerasEstimator):
     vector per item and the position of the item's initial rank pass through
     ``n_blocks`` transformer blocks over the list, and each item gets a score; the
     loss is the cross-entropy of the softmax over the list against the clicks (Pei et
-    al., 2019). A request's rows must be contiguous in X.
+    al., 2019). A request's rows must be contiguous in X. ``sample_weight`` scales
+    each row's click in the loss (a weight on a row without a click changes nothing).
 
     Parameters
     ----------
     personalization : estimator or None, default=None
         The paper's personalised vector (PV): an sklattn classifier (e.g.
         :class:`~sklattn.DINClassifier`) whose logit (``decision_function``) for each
-        row joins the row's features. A fitted model is used as it is (fit it on
-        earlier logs: its scores on its own training rows are optimistic); an
-        unfitted one is cloned and fitted on the rows given to ``fit`` first. None:
-        no PV (a PV column can still be any numeric column of X).
+        row joins the row's features. An unfitted model is cloned and fitted on the
+        rows given to ``fit`` first (its scores on its own training rows are then
+        optimistic). To use a model fitted on earlier logs, as the paper does, wrap it
+        in :class:`sklearn.frozen.FrozenEstimator` (``clone``, hence GridSearchCV,
+        would otherwise refit it) and encode the rows with the same fitted encoder
+        (frozen too in a Pipeline): a model refuses rows encoded with other
+        vocabularies. None: no PV (any numeric column of X, such as an upstream
+        score, can play its part).
     max_length : int, default=None
-        Longest list; None takes the longest training list. Training lists beyond
-        it keep their ``max_length`` best initially ranked items; a longer list at
-        prediction time is an error.
+        Learned initial positions, and the longest training list (a longer one keeps
+        its ``max_length`` best initially ranked items); None takes the longest
+        training list. Lists of any length are scored: positions beyond it share the
+        last position's embedding.
     embedding_dim : int, default=8
         Size of each field's embedding.
     attention_dim : int, default=32
@@ -229,7 +244,7 @@ class PRMReranker(BaseKerasEstimator):
     schema_ : Schema
         Roles of the input columns.
     max_length_ : int
-        The list length the model was built for.
+        The number of learned initial positions.
     personalization_ : estimator or None
         The fitted model giving the personalised vector.
     model_ : keras.Model
@@ -377,15 +392,14 @@ class PRMReranker(BaseKerasEstimator):
         return np.asarray(self.personalization_.decision_function(X), np.float32)[:, None]
 
     def _as_lists(self, X, ids, floats, pv, *, training: bool):
-        """Rows -> lists: ``(ids (n_requests, L, c + 1), floats, lists)``."""
-        lists = _lists(self.schema_, X, type(self).__name__)
-        length = self.max_length_
-        if not training and lists.lengths.max() > length:
-            raise ValueError(
-                f"{type(self).__name__} was fitted for lists of at most max_length_="
-                f"{length} items, but X has a request of {int(lists.lengths.max())}; refit "
-                "with a larger max_length or cut the lists."
-            )
+        """Rows -> lists: ``(ids (n_requests, L, c + 1), floats, lists, kept rows)``.
+
+        In training ``L = max_length_`` and a longer list keeps its ``max_length_``
+        best initially ranked items; at prediction ``L`` is the longest list of X (no
+        item is dropped) and positions beyond ``max_length_`` share the last one.
+        """
+        lists = _lists(self, X)
+        length = self.max_length_ if training else int(lists.lengths.max())
         keep = lists.slot < length
         n_requests = len(lists.lengths)
         n_ids = ids.shape[1] if ids is not None else 0
@@ -393,7 +407,7 @@ class PRMReranker(BaseKerasEstimator):
         where = (lists.request[keep], lists.slot[keep])
         if ids is not None:
             list_ids[where[0], where[1], :n_ids] = ids[keep]
-        list_ids[where[0], where[1], n_ids] = lists.slot[keep] + 1
+        list_ids[where[0], where[1], n_ids] = np.minimum(lists.slot[keep] + 1, self.max_length_)
         columns = [a for a in (floats, pv) if a is not None]
         list_floats = None
         if columns:
@@ -406,7 +420,7 @@ class PRMReranker(BaseKerasEstimator):
         reset = self._n_fit_calls == 0  # a fresh fit (the base zeroes it)
         X = require_frame(self, X)
         if reset:
-            lengths = _lists(self.schema_, X, type(self).__name__).lengths
+            lengths = _lists(self, X).lengths
             self.max_length_ = int(self.max_length or max(2, lengths.max()))
         # The upstream classifier learns clicks: any relevance above 0.
         pv = self._personal(X, (targets > 0).astype(np.int64), reset=reset)
@@ -427,15 +441,34 @@ class PRMReranker(BaseKerasEstimator):
         return listwise_softmax_loss
 
     # --------------------------------------------------------------- serving
-    def _logits(self, X) -> tuple[np.ndarray, _Lists]:
+    def _scores(self, X) -> tuple[np.ndarray, np.ndarray, _Lists]:
+        """Each row's logit and softmax share within its list, and the lists; whole
+        requests of at most ``prediction_chunk_size`` rows at a time."""
         check_is_fitted(self, "model_")
         X = require_frame(self, X)
-        ids, floats = to_arrays(self, X)
-        pv = self._personal(X, reset=False)
-        list_ids, list_floats, lists, _ = self._as_lists(X, ids, floats, pv, training=False)
-        arrays = [a for a in (list_ids, list_floats) if a is not None]
-        logits = np.asarray(self._predict_fn(*arrays))
-        return logits, lists
+        lists = _lists(self, X)
+        ends = np.cumsum(lists.lengths)
+        scores = np.empty(len(X), dtype=np.float32)
+        shares = np.empty(len(X), dtype=np.float32)
+        start = 0
+        while start < len(X):
+            # The last request ending within the chunk (at least one request).
+            stop = int(ends[max(np.searchsorted(ends, start + self.prediction_chunk_size,
+                                                side="right") - 1,
+                                np.searchsorted(ends, start, side="right"))])
+            part = X.iloc[start:stop]
+            ids, floats = to_arrays(self, part)
+            pv = self._personal(part, reset=False)
+            list_ids, list_floats, sub, _ = self._as_lists(part, ids, floats, pv,
+                                                          training=False)
+            arrays = [a for a in (list_ids, list_floats) if a is not None]
+            logits = np.asarray(self._predict_fn(*arrays))
+            weights = np.exp(logits - logits.max(axis=1, keepdims=True))
+            weights /= weights.sum(axis=1, keepdims=True)
+            scores[start:stop] = logits[sub.request, sub.slot]
+            shares[start:stop] = weights[sub.request, sub.slot]
+            start = stop
+        return scores, shares, lists
 
     def decision_function(self, X) -> np.ndarray:
         """Each row's score within its list (higher = placed higher).
@@ -450,8 +483,7 @@ class PRMReranker(BaseKerasEstimator):
         ndarray of shape (n_samples,), float32
             The logit of each row; comparable within a request only.
         """
-        logits, lists = self._logits(X)
-        return logits[lists.request, lists.slot]
+        return self._scores(X)[0]
 
     def predict_proba(self, X) -> np.ndarray:
         """Each row's share of its request's clicks: the softmax of the scores over the
@@ -467,11 +499,7 @@ class PRMReranker(BaseKerasEstimator):
         ndarray of shape (n_samples,), float32
             Non-negative; sums to 1 within each request.
         """
-        logits, lists = self._logits(X)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        weights = np.exp(shifted)
-        weights /= weights.sum(axis=1, keepdims=True)
-        return weights[lists.request, lists.slot].astype(np.float32)
+        return self._scores(X)[1]
 
     def predict(self, X) -> np.ndarray:
         """The re-ranked order: each row's new position within its request.
@@ -488,8 +516,7 @@ class PRMReranker(BaseKerasEstimator):
             the initial order. ``X.assign(new_rank=model.predict(X)).sort_values(
             [request, "new_rank"])`` lists each request in its new order.
         """
-        logits, lists = self._logits(X)
-        scores = logits[lists.request, lists.slot]
+        scores, _, lists = self._scores(X)
         order = np.lexsort((lists.slot, -scores, lists.request))
         starts = np.repeat(np.concatenate([[0], np.cumsum(lists.lengths)[:-1]]), lists.lengths)
         ranks = np.empty(len(scores), dtype=np.int64)
@@ -516,7 +543,7 @@ class PRMReranker(BaseKerasEstimator):
         if sample_weight is not None:
             raise ValueError(f"{type(self).__name__}.score does not take sample_weight.")
         X = require_frame(self, X)
-        groups = X[self.schema_.group].to_numpy()
+        groups, _ = list_columns(self, X)
         return listwise_ndcg_score(np.asarray(y), self.decision_function(X), groups, k=self.k)
 
     def _expected_failed_checks(self) -> dict[str, str]:
