@@ -95,6 +95,15 @@ def test_cloze_mask_is_reproducible_with_its_seed():
     np.testing.assert_array_equal(_np(a(ids)), _np(c(ids)))
 
 
+def test_last_item_share_reaches_the_cloze_task(fitted):
+    _, E, model = fitted
+    assert model._layers["cloze_mask"].last_item_share == pytest.approx(1 / 11)
+    every = BERT4RecRetriever(**{**TINY, "epochs": 1, "last_item_share": 1.0}).fit(E)
+    assert every._layers["cloze_mask"].last_item_share == 1.0
+    with pytest.raises(ValueError, match="last_item_share"):
+        BERT4RecRetriever(last_item_share=1.5).fit(E)
+
+
 def test_mask_token_replaces_hidden_positions():
     vectors = np.arange(24, dtype="float32").reshape(2, 3, 4)
     hidden = np.array([[0, 1, 0], [1, 0, 1]], bool)

@@ -20,6 +20,7 @@ from .._backend import keras
 from .._schema import PAD_ID, Schema
 from ..base import Graph
 from ..layers import ClozeMask, Embedding, MaskToken
+from ..layers.sequential import LAST_ITEM_SHARE
 from ._blocks import model_inputs
 from ._retrieval import retrieval_roles
 from ._sequential import (
@@ -43,6 +44,7 @@ def build_bert4rec_graph(
     n_heads: int = 2,
     dropout: float = 0.1,
     mask_prob: float = 0.2,
+    last_item_share: float = LAST_ITEM_SHARE,
     loss: str = "softmax",
     n_negatives: int = 100,
     seed: int | None = None,
@@ -76,7 +78,8 @@ def build_bert4rec_graph(
     steps = len(schema.sequences[name][0]) + 1
     table = Embedding(schema.vocabulary_sizes[vocab], embedding_dim, name=f"emb_{vocab}")
     token = MaskToken(name="mask_token")
-    cloze = ClozeMask(mask_prob, seed=offset_seed(seed, 1), name="cloze_mask")
+    cloze = ClozeMask(mask_prob, last_item_share=last_item_share, seed=offset_seed(seed, 1),
+                      name="cloze_mask")
     stack = TransformerStack(
         steps, embedding_dim, n_blocks=n_blocks, n_heads=n_heads, dropout=dropout,
         causal=False, norm_first=False, activation="gelu", ff_units=4 * embedding_dim,
@@ -148,9 +151,11 @@ class BERT4RecRetriever(SequentialRetriever):
 
     **Masking.** Of each row's ``n`` items (catalogue ids; never padding or unseen
     items), ``max(1, round(mask_prob * n))`` are hidden, chosen uniformly; with
-    probability 1/11 a row instead hides only its newest item, the share of the
-    original code's training samples that do (ten randomly masked copies of each
-    sequence and one with its last item masked). The draws are new at every step,
+    probability ``last_item_share`` (default 1/11) a row instead hides only its newest
+    item, the task at serving time: 1/11 is the share of the original code's training
+    samples that do (ten randomly masked copies of each sequence and one with its last
+    item masked); RecBole masks only the last item in half of its batches
+    (``ft_ratio=0.5``). The draws are new at every step,
     reproducible with ``random_state``.
 
     Parameters
@@ -176,6 +181,9 @@ class BERT4RecRetriever(SequentialRetriever):
     mask_prob : float, default=0.2
         Share of a row's items hidden by the Cloze task, in (0, 1] (the paper's
         ``rho = 0.2`` for the MovieLens data sets).
+    last_item_share : float, default=1/11
+        Share of the rows that hide only their newest item (see *Masking*), in
+        [0, 1].
     loss : {"softmax", "sampled", "bce"}, default="softmax"
         ``"softmax"``: full cross-entropy over the catalogue at every hidden position
         (the paper's loss); ``"sampled"``: sampled softmax against ``n_negatives``
@@ -272,6 +280,7 @@ class BERT4RecRetriever(SequentialRetriever):
     _parameter_constraints: dict = {
         **SequentialRetriever._parameter_constraints,
         "mask_prob": [Interval(Real, 0, 1, closed="right")],
+        "last_item_share": [Interval(Real, 0, 1, closed="both")],
     }
 
     def __init__(
@@ -284,6 +293,7 @@ class BERT4RecRetriever(SequentialRetriever):
         n_heads: int = 2,
         dropout: float = 0.1,
         mask_prob: float = 0.2,
+        last_item_share: float = LAST_ITEM_SHARE,
         loss: str = "softmax",
         n_negatives: int = 100,
         negative_sampling: str = "frequency",
@@ -308,6 +318,7 @@ class BERT4RecRetriever(SequentialRetriever):
         self.n_heads = n_heads
         self.dropout = dropout
         self.mask_prob = mask_prob
+        self.last_item_share = last_item_share
         self.loss = loss
         self.n_negatives = n_negatives
         self.negative_sampling = negative_sampling
@@ -333,6 +344,7 @@ class BERT4RecRetriever(SequentialRetriever):
             n_heads=self.n_heads,
             dropout=self.dropout,
             mask_prob=self.mask_prob,
+            last_item_share=self.last_item_share,
             loss=self.loss,
             n_negatives=self.n_negatives,
             seed=self._graph_seed(),
