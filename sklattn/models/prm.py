@@ -391,14 +391,14 @@ class PRMReranker(BaseKerasEstimator):
             return None
         return np.asarray(self.personalization_.decision_function(X), np.float32)[:, None]
 
-    def _as_lists(self, X, ids, floats, pv, *, training: bool):
+    def _as_lists(self, X, ids, floats, pv, *, training: bool, lists: _Lists | None = None):
         """Rows -> lists: ``(ids (n_requests, L, c + 1), floats, lists, kept rows)``.
 
         In training ``L = max_length_`` and a longer list keeps its ``max_length_``
         best initially ranked items; at prediction ``L`` is the longest list of X (no
         item is dropped) and positions beyond ``max_length_`` share the last one.
         """
-        lists = _lists(self, X)
+        lists = _lists(self, X) if lists is None else lists
         length = self.max_length_ if training else int(lists.lengths.max())
         keep = lists.slot < length
         n_requests = len(lists.lengths)
@@ -419,12 +419,13 @@ class PRMReranker(BaseKerasEstimator):
     def _samples(self, X, ids, floats, targets, weights):
         reset = self._n_fit_calls == 0  # a fresh fit (the base zeroes it)
         X = require_frame(self, X)
+        lists = _lists(self, X)
         if reset:
-            lengths = _lists(self, X).lengths
-            self.max_length_ = int(self.max_length or max(2, lengths.max()))
+            self.max_length_ = int(self.max_length or max(2, lists.lengths.max()))
         # The upstream classifier learns clicks: any relevance above 0.
         pv = self._personal(X, (targets > 0).astype(np.int64), reset=reset)
-        list_ids, list_floats, lists, keep = self._as_lists(X, ids, floats, pv, training=True)
+        list_ids, list_floats, lists, keep = self._as_lists(X, ids, floats, pv, training=True,
+                                                            lists=lists)
         gains = targets if weights is None else targets * weights
         list_targets = np.zeros(list_ids.shape[:2], dtype=np.float32)
         list_targets[lists.request[keep], lists.slot[keep]] = gains[keep]
