@@ -117,11 +117,13 @@ def fit_ours(name: str, model, E_train, E_valid, E_test, targets, valid_targets,
     return row
 
 
-def reference(python: str, inter: Path, model: str, args) -> dict | None:
+def reference(python: str, inter: Path, model: str, args, epochs: int | None = None,
+              patience: int | None = None) -> dict | None:
     cmd = [python, str(SCRIPT), "--inter", str(inter), "--model", model,
            "--max-len", str(args.maxlen), "--embedding-dim", "64", "--n-blocks", "2",
-           "--n-heads", "2", "--loss", "CE", "--epochs", str(args.epochs),
-           "--stopping-step", str(args.patience), "--batch-size", "256", "--learning-rate", "0.001",
+           "--n-heads", "2", "--loss", "CE", "--epochs", str(epochs or args.epochs),
+           "--stopping-step", str(patience or args.patience), "--batch-size", "256",
+           "--learning-rate", "0.001",
            "--seed", "0", "--device", "cpu", "--threads", str(args.threads)]
     log(" ".join(cmd))
     done = subprocess.run(cmd, capture_output=True, text=True)
@@ -129,6 +131,31 @@ def reference(python: str, inter: Path, model: str, args) -> dict | None:
         log(done.stderr[-3000:])
         return None
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def throughput(name: str, make, E_train, python, events, args) -> None:
+    """``--speed-repeats`` alternating measurements of ``--speed-epochs`` training epochs
+    of sklattn's model and RecBole's: training sequences per second of each, the ratio
+    of each pair, and their median and range (the machine's speed drifts between runs,
+    so only pairs taken side by side are compared)."""
+    task = dict(benchmark="sequential_throughput", task="movielens-100k",
+                n_train=len(E_train), maxlen=args.maxlen, epochs=args.speed_epochs)
+    ratios = []
+    with tempfile.TemporaryDirectory() as tmp:
+        inter = Path(tmp) / "ml-100k.inter"
+        events.to_csv(inter, sep="\t", index=False)
+        for repeat in range(args.speed_repeats):
+            model = make().set_params(epochs=args.speed_epochs, validation_fraction=None)
+            _, seconds = timed(lambda model=model: model.fit(E_train))
+            ours = len(E_train) * args.speed_epochs / seconds
+            ref = reference(python, inter, name, args, epochs=args.speed_epochs,
+                            patience=args.speed_epochs + 1)
+            peer = ref["train_sequences_per_s"] if ref else float("nan")
+            ratios.append(ours / peer)
+            emit(**task, model=name, repeat=repeat, sklattn_sequences_per_s=ours,
+                 recbole_sequences_per_s=peer, ratio=ratios[-1])
+    emit(**task, model=name, metric="throughput_ratio", median=float(np.median(ratios)),
+         low=float(np.min(ratios)), high=float(np.max(ratios)), repeats=len(ratios))
 
 
 def main() -> None:
@@ -141,6 +168,10 @@ def main() -> None:
         "--models", default="popularity,mind,sasrec,bert4rec,recbole",
         help="comma-separated; 'recbole' runs both peers, 'recbole_sasrec' or "
              "'recbole_bert4rec' one of them")
+    parser.add_argument("--speed-repeats", type=int, default=0,
+                        help="only measure training throughput against RecBole, this "
+                             "many alternating times (of the models in --models)")
+    parser.add_argument("--speed-epochs", type=int, default=1)
     args = parser.parse_args()
     wanted = set(args.models.split(","))
     if not require_shared_data():
@@ -156,6 +187,18 @@ def main() -> None:
     task = dict(benchmark="sequential", task="movielens-100k", n_train=len(E_train),
                 n_test=len(E_test), maxlen=args.maxlen, max_epochs=args.epochs)
     rows: dict[str, dict] = {}
+
+    if args.speed_repeats:
+        python = reference_python("RECBOLE_PYTHON", "/opt/recbole-env/bin/python")
+        from sklattn import BERT4RecRetriever, SASRecRetriever
+
+        makers = {"sasrec": ("SASRec", lambda: SASRecRetriever(train_positions="last",
+                                                               random_state=0)),
+                  "bert4rec": ("BERT4Rec", lambda: BERT4RecRetriever(random_state=0))}
+        for key, (name, make) in makers.items():
+            if key in wanted and python is not None:
+                throughput(name, make, E_train, python, events, args)
+        return
 
     if "popularity" in wanted:
         counts = np.bincount(E_train["movie"], minlength=encoder.schema_.vocabulary_sizes["movie"])

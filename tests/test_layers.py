@@ -198,3 +198,28 @@ def test_position_embedding_indexes_from_the_most_recent_end():
     full = _np(layer(np.zeros((1, 5, 4), "float32")))
     short = _np(layer(np.zeros((1, 3, 4), "float32")))
     np.testing.assert_array_equal(short[0], full[0, 2:])
+
+
+@pytest.mark.parametrize("causal", [False, True])
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_transformer_block_select_computes_the_selected_rows(causal, norm_first):
+    """BERT4Rec's last block computes only its hidden positions: ``select @`` the full
+    output, a zero selection row giving 0."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(3, 6, 8)).astype("float32")
+    valid = np.ones((3, 6), bool)
+    valid[0, :2] = False
+    select = np.zeros((3, 2, 6), "float32")
+    select[0, 0, 4] = select[0, 1, 2] = 1.0
+    select[1, 0, 0] = 1.0  # row 1's second slot selects nothing
+    select[2, 0, 5] = select[2, 1, 1] = 1.0
+    block = TransformerBlock(n_heads=2, causal=causal, norm_first=norm_first, dropout=0.0)
+    full, w_full = block(x, valid, return_attention=True)
+    part, w_part = block(x, valid, return_attention=True, select=select)
+    assert tuple(part.shape) == (3, 2, 8) and tuple(w_part.shape) == (3, 2, 2, 6)
+    expected = np.einsum("bqs,bsd->bqd", select, np.asarray(full))
+    np.testing.assert_allclose(np.asarray(part), expected, rtol=1e-5, atol=1e-6)
+    chosen = np.einsum("bqs,bhst->bhqt", select, np.asarray(w_full))
+    rows = select.sum(-1) > 0  # a zero row's weights are not used
+    np.testing.assert_allclose(np.asarray(w_part)[rows[:, None, :].repeat(2, 1)],
+                               chosen[rows[:, None, :].repeat(2, 1)], rtol=1e-5, atol=1e-7)

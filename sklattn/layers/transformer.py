@@ -25,14 +25,18 @@ class TransformerBlock(keras.layers.Layer):
     ``causal=True`` position ``t`` attends only to positions ``<= t`` (SASRec), so
     its output never depends on later positions.
 
-    ``call(x, valid, training=None, return_attention=False, last_only=False)``: ``x``
+    ``call(x, valid, training=None, return_attention=False, last_only=False,
+    select=None)``: ``x``
     ``(batch, steps, dim)``, ``valid`` ``(batch, steps)`` (True = real position).
     Returns the new ``(batch, steps, dim)`` sequence, and with ``return_attention``
     also the weights ``(batch, n_heads, steps, steps)`` (query, key). With
     ``last_only`` only the last position's output is computed (its query still
     attends to every valid key): ``(batch, 1, dim)`` and weights ``(batch, n_heads,
     1, steps)``, the same values as the last row of the full call, for a model that
-    reads nothing else (BST's candidate, appended last).
+    reads nothing else (BST's candidate, appended last). ``select`` ``(batch, q,
+    steps)``, rows one-hot (or all zero), computes only the selected positions'
+    outputs, ``select @ full_output`` (a zero row gives 0), and weights ``(batch,
+    n_heads, q, steps)``: BERT4Rec's last block computes only its hidden positions.
 
     Parameters
     ----------
@@ -109,9 +113,9 @@ class TransformerBlock(keras.layers.Layer):
         self.drop_attention = keras.layers.Dropout(self.dropout)
         self.drop_ff = keras.layers.Dropout(self.dropout)
 
-    def _attend(self, x, valid, training, last_only=False):
+    def _attend(self, x, valid, training, last_only=False, select=None):
         batch, steps = ops.shape(x)[0], ops.shape(x)[1]
-        queries = 1 if last_only else steps
+        queries = 1 if last_only else steps if select is None else ops.shape(select)[1]
 
         def heads(t, n):  # (batch, n, dim) -> (batch, heads, n, head_dim)
             t = ops.reshape(t, (batch, n, self.n_heads, self.head_dim))
@@ -120,6 +124,8 @@ class TransformerBlock(keras.layers.Layer):
         q, k, v = ops.split(self.qkv(x), 3, axis=-1)
         if last_only:
             q = q[:, -1:, :]
+        elif select is not None:
+            q = ops.matmul(select, q)
         q, k, v = heads(q, queries), heads(k, steps), heads(v, steps)
         scores = ops.matmul(q, ops.transpose(k, (0, 1, 3, 2))) / (self.head_dim**0.5)
         mask = ops.expand_dims(ops.expand_dims(valid, 1), 1)  # keys: (batch, 1, 1, steps)
@@ -127,7 +133,12 @@ class TransformerBlock(keras.layers.Layer):
             lower = ops.tril(ops.ones((steps, steps), dtype="bool"))
             if last_only:
                 lower = lower[-1:, :]
-            mask = ops.logical_and(mask, lower[None, None, :, :])
+                mask = ops.logical_and(mask, lower[None, None, :, :])
+            elif select is not None:  # the selected positions' rows of the causal mask
+                rows = ops.matmul(select, ops.cast(lower, select.dtype)) > 0.5
+                mask = ops.logical_and(mask, ops.expand_dims(rows, 1))
+            else:
+                mask = ops.logical_and(mask, lower[None, None, :, :])
         # The masked keys' scores plus MASKED_LOGIT, then the mask: exactly
         # masked_softmax's weights here, where a score is a dot product of projections
         # of finite (and at padding, zeroed) inputs, so far from 1e9, and an exp of a
@@ -141,23 +152,29 @@ class TransformerBlock(keras.layers.Layer):
         out = ops.reshape(ops.transpose(out, (0, 2, 1, 3)), (batch, queries, self.dim))
         return self.attention_output(out), weights
 
-    def call(self, x, valid, training=None, return_attention=False, last_only=False):
+    def call(self, x, valid, training=None, return_attention=False, last_only=False,
+             select=None):
         valid = ops.cast(valid, "bool")
         keep = ops.expand_dims(ops.cast(valid, x.dtype), -1)
         # Padded positions start as 0: their content never enters a projection's output
         # at a real position (the keys are masked), and their own outputs are zeroed.
         x = x * keep
-        if self.norm_first:
-            attended, weights = self._attend(self.norm_attention(x), valid, training, last_only)
+
+        def queries(t):  # the rows of the positions whose outputs are computed
             if last_only:
-                x, keep = x[:, -1:, :], keep[:, -1:, :]
+                return t[:, -1:, :]
+            return t if select is None else ops.matmul(select, t)
+
+        if self.norm_first:
+            attended, weights = self._attend(self.norm_attention(x), valid, training,
+                                             last_only, select)
+            x, keep = queries(x), queries(keep)
             x = x + self.drop_attention(attended, training=training)
             ff = self.ff_out(self.ff_in(self.norm_ff(x)))
             x = x + self.drop_ff(ff, training=training)
         else:
-            attended, weights = self._attend(x, valid, training, last_only)
-            if last_only:
-                x, keep = x[:, -1:, :], keep[:, -1:, :]
+            attended, weights = self._attend(x, valid, training, last_only, select)
+            x, keep = queries(x), queries(keep)
             x = self.norm_attention(x + self.drop_attention(attended, training=training))
             ff = self.ff_out(self.ff_in(x))
             x = self.norm_ff(x + self.drop_ff(ff, training=training))
@@ -168,11 +185,11 @@ class TransformerBlock(keras.layers.Layer):
         return tuple(x_shape)
 
     def compute_output_spec(self, x, valid=None, training=None, return_attention=False,
-                            last_only=False):
+                            last_only=False, select=None):
         # Keras derives a symbolic call's output from compute_output_shape only when every
         # argument of that method is a shape: return_attention is not, so a functional
         # model (BST's attention output) needs the spec spelled out here.
-        queries = 1 if last_only else x.shape[1]
+        queries = 1 if last_only else x.shape[1] if select is None else select.shape[1]
         out = keras.KerasTensor((x.shape[0], queries, x.shape[2]), dtype=x.dtype)
         if not return_attention:
             return out

@@ -80,7 +80,9 @@ class TransformerStack:
     ``stack(vectors, valid, last_only=False)``: ``(batch, steps, dim)`` and ``(batch,
     steps)`` bool. Returns the per-position outputs ``(batch, steps, dim)``, or with
     ``last_only`` the newest position's ``(batch, 1, dim)`` (the last block computes
-    only that query, the same values as the full call's last position). The item vectors are
+    only that query, the same values as the full call's last position); with ``select``
+    ``(batch, q, steps)`` (one-hot rows) the selected positions' ``(batch, q, dim)``,
+    ``select @`` the full output, the last block computing only those. The item vectors are
     multiplied by ``scale``, the position vectors added, then optionally layer
     normalised (BERT's embedding norm), dropped out and passed through the blocks and
     the head layers.
@@ -118,14 +120,15 @@ class TransformerStack:
         ]
         self.head = list(head)
 
-    def __call__(self, vectors, valid, last_only: bool = False):
+    def __call__(self, vectors, valid, last_only: bool = False, select=None):
         x = vectors * self.scale if self.scale != 1.0 else vectors
         x = x + self.positions(vectors)
         if self.input_norm is not None:
             x = self.input_norm(x)
         x = self.dropout(x)
         for i, block in enumerate(self.blocks):
-            x = block(x, valid, last_only=last_only and i == len(self.blocks) - 1)
+            last = i == len(self.blocks) - 1
+            x = block(x, valid, last_only=last_only and last, select=select if last else None)
         for layer in self.head:
             x = layer(x)
         return x
