@@ -145,8 +145,8 @@ def test_prm_beats_the_initial_order_and_a_pointwise_din(list_effect):
     din.fit(X.loc[train, pointwise], y[train])
     din_ndcg = ndcg(din.decision_function(X.loc[test, pointwise]))
     initial = ndcg(-X.loc[test, "initial_rank"].to_numpy())
-    # Measured: 0.867 for the initial (= best pointwise) order, DIN DIN_MEASURED,
-    # PRM 0.944 (optimum 1).
+    # Measured: 0.867 for the initial (= best pointwise) order, 0.874 for DIN, 0.944
+    # for PRM (optimum 1).
     assert prm > max(initial, din_ndcg) + 0.05, (prm, din_ndcg, initial)
 
 
@@ -155,15 +155,16 @@ def test_the_personalised_vector_helps_when_the_user_decides():
     mostly noise and each user's taste decides: a PV that read the user's history (a
     DIN's logit, from a DIN fitted on earlier requests) carries what PRM's item
     features cannot."""
-    X, y, p = make_reranking_lists(3000, duplicate_decay=1.0, initial_noise=3.0,
-                                   taste_strength=2.0, position_bias=0.0, random_state=1)
+    X, y, p = make_reranking_lists(6000, duplicate_decay=1.0, initial_noise=3.0,
+                                   taste_strength=2.0, n_items=50, n_categories=5,
+                                   history_length=10, position_bias=0.0, random_state=1)
     X = X.drop(columns="user_id")
-    earlier, train, test = (X["request_id"] < 1000, X["request_id"].between(1000, 2499),
-                            X["request_id"] >= 2500)
+    earlier, train, test = (X["request_id"] < 4000, X["request_id"].between(4000, 5499),
+                            X["request_id"] >= 5500)
     pointwise = [c for c in X.columns if c not in ("request_id", "initial_rank")]
     din = make_pipeline(SequenceEncoder(sequences={"hist_item": "item"},
                                         categorical=["category"]),
-                        DINClassifier(epochs=3, random_state=0))
+                        DINClassifier(epochs=5, random_state=0))
     din.fit(X.loc[earlier, pointwise], y[earlier])
     X["pv"] = din.decision_function(X[pointwise])
     groups = X.loc[test, "request_id"].to_numpy()
@@ -177,8 +178,8 @@ def test_the_personalised_vector_helps_when_the_user_decides():
         ).fit(X.loc[train, columns], y[train])
         scores[name] = listwise_ndcg_score(
             p[test], model.decision_function(X.loc[test, columns]), groups, k=5)
-    # Measured: PV_MEASURED.
-    assert scores["with"] > scores["without"] + 0.03, scores
+    # Measured: 0.829 without the PV, 0.946 with it (the DIN alone: 0.949).
+    assert scores["with"] > scores["without"] + 0.05, scores
 
 
 # ------------------------------------------------------------------ scikit-learn API

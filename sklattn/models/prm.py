@@ -216,7 +216,10 @@ class PRMReranker(BaseKerasEstimator):
     k : int, default=10
         Cut-off of :meth:`score` (NDCG@k).
     epochs : int, default=20
-        Passes over the training lists.
+        Passes over the training lists. PRM finds a rule of the list (such as "a
+        second item of a category is worth less") late: its loss stays flat for many
+        steps, then falls. On 38,000 lists of ``make_reranking_lists``' defaults, test
+        NDCG@5 was 0.894 after 20 epochs and 0.923 after 60 (``docs/prm.md``).
     batch_size : int, default=32
         Lists per gradient step.
     learning_rate : float, default=3e-3
