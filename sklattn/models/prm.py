@@ -463,8 +463,12 @@ class PRMReranker(BaseKerasEstimator):
             part = X.iloc[start:stop]
             ids, floats = to_arrays(self, part)
             pv = self._personal(part, reset=False)
+            # The chunk's lists are a slice of X's (found and checked once, above).
+            first, last = lists.request[start], lists.request[stop - 1] + 1
+            sub = _Lists(lists.request[start:stop] - first, lists.slot[start:stop],
+                         lists.lengths[first:last])
             list_ids, list_floats, sub, _ = self._as_lists(part, ids, floats, pv,
-                                                          training=False)
+                                                          training=False, lists=sub)
             arrays = [a for a in (list_ids, list_floats) if a is not None]
             logits = np.asarray(self._predict_fn(*arrays))
             weights = np.exp(logits - logits.max(axis=1, keepdims=True))
