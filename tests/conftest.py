@@ -36,7 +36,7 @@ def fitted_din(interest_data):
         SequenceEncoder(sequences={"hist_item": "item", "hist_cat": "cat"}),
         DINClassifier(
             embedding_dim=4, hidden_units=(16,), attention_units=(8,), epochs=2,
-            learning_rate=1e-2, random_state=0,
+            learning_rate=1e-2, l2_reg_embedding=0.0, random_state=0,
         ),
     )
     return model.fit(X, y)

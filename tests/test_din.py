@@ -276,7 +276,7 @@ def test_sum_pooling_saturates_on_long_histories_and_says_so():
     same data."""
     X, y = make_long_histories(random_state=0)
     small = dict(sequences={"hist": "item"}, embedding_dim=4, hidden_units=(64,), epochs=3,
-                 learning_rate=0.03, random_state=0)
+                 learning_rate=0.03, l2_reg_embedding=0.0, random_state=0)
     with pytest.warns(UserWarning, match=r"saturated.*2000 behaviour.*pooling='mean'"):
         summed = SumPoolingClassifier(**small).fit(X, y)
     assert np.mean(np.abs(summed.decision_function(X)) > 15) > 0.9

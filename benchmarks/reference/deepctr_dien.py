@@ -76,7 +76,7 @@ Model notes (DeepCTR 0.9.4)
   an MLP ``100-50-1`` (all sigmoid) on ``[h_t, e]``, a mean over all ``T-1`` positions
   of the batch with padded ones zeroed (so divided by ``T-1``, not by the valid count),
   added to the loss times ``--alpha``.
-* ``l2_reg_embedding=0`` (DeepCTR's default is 1e-6), as in ``deepctr_din.py``; the
+* ``l2_reg_embedding`` from ``--l2-reg-embedding`` (default 0; DeepCTR's is 1e-6); the
   DNN defaults to ``256,128`` (DeepCTR's DIEN default is ``256,128,64``).
 
 Graph mode
@@ -139,6 +139,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--l2-reg-embedding", type=float, default=0.0,
+                        help="DeepCTR's l2_reg_embedding (its own default is 1e-6)")
     return parser.parse_args(argv)
 
 
@@ -225,7 +227,7 @@ def build_model(args: argparse.Namespace, meta: dict, negsampling: bool, fc, mod
         use_negsampling=negsampling, alpha=args.alpha,
         dnn_hidden_units=units(args.hidden_units), dnn_activation=args.dnn_activation,
         att_hidden_units=units(args.attention_units), att_activation=args.att_activation,
-        att_weight_normalization=True, l2_reg_embedding=0, seed=args.seed,
+        att_weight_normalization=True, l2_reg_embedding=args.l2_reg_embedding, seed=args.seed,
     )
     # Graph mode (TF1-style Keras training loop) only accepts the legacy optimizers.
     adam = tf.keras.optimizers.legacy.Adam(learning_rate=args.learning_rate)

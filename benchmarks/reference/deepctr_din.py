@@ -48,7 +48,8 @@ embedding table, as in sklattn.
 Models
 ------
 ``DIN``: ``deepctr.models.DIN`` (activation-unit attention over the behaviour
-histories, ``l2_reg_embedding=0``). ``BASE``: DeepCTR has no separate "base model";
+histories, ``l2_reg_embedding`` from ``--l2-reg-embedding``, default 0). ``BASE``:
+DeepCTR has no separate "base model";
 the nearest equivalent is ``deepctr.models.FNN`` with no linear part, whose DNN input
 is the concatenated embeddings with every history sum-pooled (``combiner="sum"``,
 padding masked) -- the embedding & MLP base model of the DIN paper.
@@ -127,6 +128,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--l2-reg-embedding", type=float, default=0.0,
+                        help="DeepCTR's l2_reg_embedding (its own default is 1e-6)")
     parser.add_argument(
         "--graph-mode", action="store_true",
         help="call tf.compat.v1.disable_eager_execution() first (not needed on TF 2.15)",
@@ -191,12 +194,13 @@ def build_model(args: argparse.Namespace, meta: dict, fc, models):
             dnn_hidden_units=units(args.hidden_units),
             att_hidden_size=units(args.attention_units),
             dnn_activation=args.dnn_activation, att_activation=args.att_activation,
-            l2_reg_embedding=0, seed=args.seed,
+            l2_reg_embedding=args.l2_reg_embedding, seed=args.seed,
         )
     else:
         model = models.FNN(
             [], columns, dnn_hidden_units=units(args.hidden_units),
-            dnn_activation=args.dnn_activation, l2_reg_embedding=0, l2_reg_linear=0,
+            dnn_activation=args.dnn_activation, l2_reg_embedding=args.l2_reg_embedding,
+            l2_reg_linear=0,
             seed=args.seed,
         )
     # Graph mode (TF1-style Keras training loop) only accepts the legacy optimizers.

@@ -26,6 +26,9 @@ class Embedding(keras.layers.Layer):
         Embedding size.
     l2 : float, default=0.0
         Strength of the mini-batch aware penalty; 0 disables it.
+    embeddings_initializer : str or keras.initializers.Initializer, default=None
+        Initial values of the table; None is ``RandomUniform(-0.05, 0.05)``
+        (Keras' default for embeddings).
 
     Examples
     --------
@@ -35,16 +38,24 @@ class Embedding(keras.layers.Layer):
     (1, 3, 4)
     """
 
-    def __init__(self, input_dim: int, output_dim: int, l2: float = 0.0, **kwargs) -> None:
+    def __init__(self, input_dim: int, output_dim: int, l2: float = 0.0,
+                 embeddings_initializer=None, **kwargs) -> None:
         super().__init__(**kwargs)
         self.input_dim = int(input_dim)
         self.output_dim = int(output_dim)
         self.l2 = float(l2)
+        self.embeddings_initializer = (
+            None if embeddings_initializer is None
+            else keras.initializers.get(embeddings_initializer)
+        )
 
     def build(self, input_shape=None) -> None:
         self.embeddings = self.add_weight(
             shape=(self.input_dim, self.output_dim),
-            initializer=keras.initializers.RandomUniform(-0.05, 0.05),
+            # Created here, not in __init__: an unseeded initializer draws its seed when
+            # it is made, and the tables' values must not depend on when that is.
+            initializer=self.embeddings_initializer
+            or keras.initializers.RandomUniform(-0.05, 0.05),
             name="embeddings",
         )
         if self.l2:
@@ -77,6 +88,10 @@ class Embedding(keras.layers.Layer):
             "input_dim": self.input_dim,
             "output_dim": self.output_dim,
             "l2": self.l2,
+            "embeddings_initializer": (
+                None if self.embeddings_initializer is None
+                else keras.initializers.serialize(self.embeddings_initializer)
+            ),
         }
 
 

@@ -6,7 +6,7 @@ from .._backend import TF_BACKEND, keras, tf
 
 ops = keras.ops
 
-GATES = ("GRU", "AGRU", "AUGRU")
+GATES = ("GRU", "AGRU", "AUGRU", "AUGRU-released")
 
 
 @keras.saving.register_keras_serializable(package="sklattn")
@@ -21,8 +21,11 @@ class AttentionGRU(keras.layers.Layer):
         h_t  = (1 - g_t) * h_{t-1} + g_t * h~_t
 
     where the gate ``g_t`` is ``u_t`` (``gate="GRU"``, the GRU of the paper's
-    eqs. 1-4), ``a_t`` (``"AGRU"``: attention replaces the update gate) or
-    ``a_t * u_t`` (``"AUGRU"``: attention scales it, eq. 13). Steps whose
+    eqs. 1-4), ``a_t`` (``"AGRU"``: attention replaces the update gate),
+    ``a_t * u_t`` (``"AUGRU"``: attention scales it, eq. 13) or
+    ``1 - (1 - a_t)(1 - u_t)`` (``"AUGRU-released"``: the AUGRU of the authors'
+    released code and of DeepCTR, a plain GRU where ``a_t = 0`` and a full update
+    where ``a_t = 1``). Steps whose
     ``valid`` flag is False leave the state unchanged, so left padding never
     changes the result. The input projections of all steps are one matrix
     product; only ``U h_{t-1}`` runs inside the recurrence, which is a
@@ -37,7 +40,7 @@ class AttentionGRU(keras.layers.Layer):
     ----------
     units : int
         Size of the state.
-    gate : {"GRU", "AGRU", "AUGRU"}, default="GRU"
+    gate : {"GRU", "AGRU", "AUGRU", "AUGRU-released"}, default="GRU"
         What drives the update.
     return_sequences : bool, default=False
         Return the state after every step instead of the last one.
@@ -168,7 +171,10 @@ def gated_recurrence(sequence, recurrent, gate: str = "GRU", unroll: bool = Fals
             return update * valid
         if gate == "AGRU":
             return x[:, u3 + 1 : u3 + 2] * valid
-        return x[:, u3 + 1 : u3 + 2] * update * valid
+        score = x[:, u3 + 1 : u3 + 2]
+        if gate == "AUGRU-released":  # 1 - (1 - a)(1 - u)
+            return (update + score * (1.0 - update)) * valid
+        return score * update * valid
 
     @ops.custom_gradient
     def run(sequence, recurrent):
@@ -206,6 +212,8 @@ def gated_recurrence(sequence, recurrent, gate: str = "GRU", unroll: bool = Fals
                     d_update = d_gate * valid
                 elif gate == "AUGRU":
                     d_update = d_gate * valid * x[:, u3 + 1 : u3 + 2]
+                elif gate == "AUGRU-released":
+                    d_update = d_gate * valid * (1.0 - x[:, u3 + 1 : u3 + 2])
                 else:
                     d_update = ops.zeros_like(d_gate)
                 d_update = d_update * upd * (1.0 - upd)
@@ -214,6 +222,8 @@ def gated_recurrence(sequence, recurrent, gate: str = "GRU", unroll: bool = Fals
                 parts = [d_update, d_reset, d_cand, ops.zeros_like(valid)]
                 if gate == "AUGRU":
                     parts.append(ops.sum(d_gate * valid * upd, axis=-1, keepdims=True))
+                elif gate == "AUGRU-released":
+                    parts.append(ops.sum(d_gate * valid * (1.0 - upd), axis=-1, keepdims=True))
                 elif gate == "AGRU":
                     parts.append(ops.sum(d_gate * valid, axis=-1, keepdims=True))
                 out = (dh_prev, dz, ops.concatenate(parts, axis=-1))

@@ -88,13 +88,14 @@ class EmbeddedInputs:
 
 
 def embed_inputs(
-    inputs: list, schema: Schema, embedding_dim: int, l2: float = 0.0
+    inputs: list, schema: Schema, embedding_dim: int, l2: float = 0.0, initializer=None
 ) -> EmbeddedInputs:
     """Look up every id column in its vocabulary's table.
 
     All columns that share a vocabulary (a sequence and its candidate) are
     looked up in one call of one table, so the mini-batch aware penalty sees
-    each id of the batch once.
+    each id of the batch once. ``initializer`` initialises every table (None: the
+    :class:`~sklattn.layers.Embedding` default).
     """
     out = EmbeddedInputs()
     position = {c: i for i, c in enumerate(schema.int_columns)}
@@ -109,7 +110,10 @@ def embed_inputs(
         members.setdefault(vocab, []).append(("categorical", col, [col]))
 
     for vocab, parts in members.items():
-        table = Embedding(schema.vocabulary_sizes[vocab], embedding_dim, l2=l2, name=f"emb_{vocab}")
+        table = Embedding(
+            schema.vocabulary_sizes[vocab], embedding_dim, l2=l2,
+            embeddings_initializer=initializer, name=f"emb_{vocab}",
+        )
         # The estimator reads the tables through these references (id frequencies of
         # the mini-batch aware penalty, MIND's item vectors), never by layer name.
         out.tables[vocab] = table

@@ -138,6 +138,7 @@ def _weighted_log_odds(targets: np.ndarray, weights: np.ndarray | None) -> float
 
 
 class _FMBase(BaseKerasClassifier):
+    _reuse_graphs = True
     _parameter_constraints: dict = {
         **BaseKerasClassifier._parameter_constraints,
         "dropout": HEAD_PARAMETERS["dropout"],
@@ -407,15 +408,20 @@ class NFMClassifier(_FMBase):
     Parameters
     ----------
     sequences, categorical, embedding_dim, l2_reg_embedding, epochs, batch_size, \
-learning_rate, validation_fraction, n_iter_no_change, class_weight, warm_start, \
-random_state, verbose, jit_compile
-        As in :class:`AFMClassifier` (``learning_rate`` defaults to 3e-3).
+validation_fraction, n_iter_no_change, class_weight, warm_start, random_state, \
+verbose, jit_compile
+        As in :class:`AFMClassifier`.
+    learning_rate : float, default=1e-3
+        Adam's learning rate.
     hidden_units : sequence of int, default=(64,)
         Layers of the MLP after the bi-interaction (the paper finds one layer best).
     activation : {"relu", "dice", "prelu", "sigmoid", "tanh", "gelu"}, default="relu"
         Activation of the MLP.
-    dropout : float, default=0.0
-        Dropout on the bi-interaction vector.
+    dropout : float, default=0.3
+        Dropout on the bi-interaction vector (the authors' code drops half of it).
+        With it and learning rate 1e-3, NFM scored 0.6945 on MovieLens-100k (3
+        seeds, 3 epochs) against 0.6914 with the former 0 and 3e-3, and 0.6926
+        with 0.5 (docs/reference_differences.md).
 
     Attributes
     ----------
@@ -450,10 +456,10 @@ n_features_in_
         hidden_units: Sequence[int] = (64,),
         activation: str = "relu",
         l2_reg_embedding: float = 0.0,
-        dropout: float = 0.0,
+        dropout: float = 0.3,
         epochs: int = 5,
         batch_size: int = 256,
-        learning_rate: float = 3e-3,
+        learning_rate: float = 1e-3,
         validation_fraction: float | None = None,
         n_iter_no_change: int = 3,
         class_weight: dict | str | None = None,

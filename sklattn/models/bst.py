@@ -319,6 +319,8 @@ class BSTClassifier(BaseKerasClassifier):
     ``sklattn.plotting.plot_attention_weights(w, scale="row")``.
     """
 
+    _reuse_graphs = True
+
     _parameter_constraints: dict = {
         **BaseKerasClassifier._parameter_constraints,
         **HEAD_PARAMETERS,

@@ -1,0 +1,119 @@
+"""Reuse of traced graphs between fits (``BaseKerasEstimator._reuse_graphs``)."""
+
+from __future__ import annotations
+
+import gc
+import pickle
+import weakref
+
+import numpy as np
+import pytest
+
+import sklattn.base as base
+from sklattn import AFMClassifier, DIENClassifier, DINClassifier, SequenceEncoder
+from sklattn.base import clear_graph_cache
+from sklattn.datasets import make_interest_sequences
+
+
+@pytest.fixture(scope="module")
+def data():
+    X, y = make_interest_sequences(n_samples=300, maxlen=6, n_items=40, random_state=0)
+    E = SequenceEncoder(sequences={"hist_item": "item", "hist_cat": "cat"}).fit_transform(X)
+    return E, y
+
+
+@pytest.fixture(autouse=True)
+def empty_cache():
+    clear_graph_cache()
+    yield
+    clear_graph_cache()
+
+
+def _pooled() -> int:
+    gc.collect()
+    return sum(len(v) for v in base._GRAPH_POOL.values())
+
+
+def _fit(cls, data, **kw):
+    E, y = data
+    return cls(epochs=1, batch_size=64, random_state=0, **kw).fit(E, y)
+
+
+@pytest.mark.parametrize(
+    "cls, kw",
+    [(DINClassifier, {}), (DIENClassifier, {"gru_type": "AUGRU"}), (AFMClassifier, {})],
+)
+def test_a_reused_graph_gives_the_predictions_of_a_fresh_one(data, cls, kw):
+    E, _ = data
+    fresh = _fit(cls, data, **kw).predict_proba(E)
+    assert _pooled() == 1  # the discarded estimator's graph
+    est = _fit(cls, data, **kw)
+    assert _pooled() == 0  # taken by the second fit
+    np.testing.assert_array_equal(est.predict_proba(E), fresh)
+    # and the third fit, from the second's graph, too
+    del est
+    np.testing.assert_array_equal(_fit(cls, data, **kw).predict_proba(E), fresh)
+
+
+def test_a_live_estimator_keeps_its_graph(data):
+    est = _fit(DINClassifier, data)
+    assert _pooled() == 0
+    other = _fit(DINClassifier, data)
+    assert other.model_ is not est.model_
+
+
+def test_a_model_held_by_the_user_is_never_reused(data):
+    E, _ = data
+    model = _fit(DINClassifier, data).model_  # the estimator itself is discarded
+    weights = [np.array(w) for w in model.get_weights()]
+    assert _pooled() == 0
+    _fit(DINClassifier, data, learning_rate=0.01)
+    for before, after in zip(weights, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(before, np.asarray(after))
+
+
+def test_a_refit_reuses_its_own_graph_with_fresh_initial_values(data):
+    E, y = data
+    est = _fit(DINClassifier, data)
+    first = est.predict_proba(E)
+    model = weakref.ref(est.model_)  # a strong reference would keep it from reuse
+    est.fit(E, y)
+    assert est.model_ is model()
+    np.testing.assert_array_equal(est.predict_proba(E), first)
+
+
+def test_another_architecture_is_not_reused(data):
+    E, _ = data
+    _fit(DINClassifier, data, embedding_dim=4)
+    assert _pooled() == 1
+    est = _fit(DINClassifier, data, embedding_dim=6)
+    assert _pooled() == 1  # the 4-wide graph is still there, unused
+    clear_graph_cache()
+    np.testing.assert_array_equal(
+        est.predict_proba(E), _fit(DINClassifier, data, embedding_dim=6).predict_proba(E)
+    )
+
+
+def test_learning_rate_and_epochs_do_not_change_the_graph(data):
+    E, y = data
+    _fit(DINClassifier, data)
+    reused = DINClassifier(epochs=2, batch_size=64, learning_rate=0.02, random_state=0)
+    reused.fit(E, y)
+    assert _pooled() == 0
+    clear_graph_cache()
+    fresh = DINClassifier(epochs=2, batch_size=64, learning_rate=0.02, random_state=0)
+    np.testing.assert_array_equal(reused.predict_proba(E), fresh.fit(E, y).predict_proba(E))
+
+
+def test_pickled_estimators_round_trip(data):
+    E, _ = data
+    est = _fit(DINClassifier, data)
+    copy = pickle.loads(pickle.dumps(est))
+    np.testing.assert_array_equal(copy.predict_proba(E), est.predict_proba(E))
+
+
+def test_clear_graph_cache_drops_every_graph(data):
+    _fit(DINClassifier, data)
+    assert _pooled() == 1
+    clear_graph_cache()
+    assert _pooled() == 0
