@@ -35,7 +35,7 @@ VARIANTS = {
     },
     "dien": {
         "default": {},
-        "sigmoid attention MLP": {"attention_activation": "sigmoid"},
+        "Dice attention MLP (DeepCTR's)": {"attention_activation": "dice"},
         "bilinear attention": {"attention": "bilinear"},
         "no auxiliary net": {"aux_loss_weight": 0.0},
         "AIGRU (no gated recurrence)": {"gru_type": "AIGRU"},

@@ -221,27 +221,43 @@ def _full_batches(arrays: list, y: np.ndarray, weights, batch_size: int, seed: i
     weigh 0 in the loss, and its real rows weigh ``batch_size / k``: the loss (a sum
     over the batch divided by its size) is the mean over the real rows, as for a
     short batch. Only statistics computed over the batch (Dice, batch normalisation)
-    see the copies, in that one batch per epoch.
+    see the copies, in that one batch per epoch. Each epoch draws a new permutation
+    in one operation (a shuffle buffer of single rows cost 0.3-0.5 s per epoch of
+    80,000 rows on 2 cores).
     """
     tensors = [tf.constant(a) for a in arrays]
     targets = tf.constant(y.astype(np.float32))
     sample = None if weights is None else tf.constant(weights.astype(np.float32))
     n = len(y)
+    n_batches = -(-n // batch_size)
+    head = (n_batches - 1) * batch_size  # rows in the full batches
+    k = n - head  # rows of the last batch
+    fill = np.arange(batch_size) % k  # the last batch's rows, repeated
+    last_weights = np.where(np.arange(batch_size) < k, batch_size / k, 0.0)
+    row_weights = tf.constant(
+        np.vstack([np.ones((n_batches - 1, batch_size)), last_weights[None]]), tf.float32
+    )
+    fill = tf.constant(fill, tf.int64)
+    salt = tf.constant(0 if seed is None else seed, tf.int64)
 
-    def take(index):
-        k = tf.shape(index)[0]
-        full = tf.tile(index, [(batch_size + k - 1) // k])[:batch_size]
-        real = tf.range(batch_size) < k
-        w = tf.where(real, tf.cast(batch_size / k, tf.float32), 0.0)
+    def epoch(draw):
+        order = tf.random.experimental.stateless_shuffle(
+            tf.range(n, dtype=tf.int64), seed=tf.stack([draw, salt])
+        )
+        last = tf.gather(order[head:], fill)
+        index = tf.reshape(tf.concat([order[:head], last], 0), (n_batches, batch_size))
+        return tf.data.Dataset.from_tensor_slices((index, row_weights))
+
+    def take(index, w):
         if sample is not None:
-            w = w * tf.gather(sample, full)
-        x = tuple(tf.gather(t, full) for t in tensors)
-        return (x if len(x) > 1 else x[0]), tf.gather(targets, full), w
+            w = w * tf.gather(sample, index)
+        x = tuple(tf.gather(t, index) for t in tensors)
+        return (x if len(x) > 1 else x[0]), tf.gather(targets, index), w
 
+    draws = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
     return (
-        tf.data.Dataset.range(n)
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
+        draws.flat_map(epoch)
+        .apply(tf.data.experimental.assert_cardinality(n_batches))
         .map(take, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(tf.data.AUTOTUNE)
     )

@@ -117,3 +117,33 @@ def test_clear_graph_cache_drops_every_graph(data):
     assert _pooled() == 1
     clear_graph_cache()
     assert _pooled() == 0
+
+
+def test_full_batches_cover_every_row_once_and_weigh_the_fillers_zero():
+    from sklattn.base import _full_batches
+
+    X = np.arange(10, dtype="int32")[:, None]
+    y = np.arange(10, dtype="float32")
+    orders = []
+    batches = _full_batches([X], y, np.full(10, 0.5), 4, seed=0)
+    for _ in range(2):  # two epochs of the same dataset: two permutations
+        seen, order = [], []
+        for x, _, w in batches:
+            x, w = np.asarray(x).ravel(), np.asarray(w)
+            assert len(x) == 4  # every batch is full
+            seen += x[w > 0].tolist()
+            order += x.tolist()
+            # the real rows of the short batch weigh batch_size / k, the fillers 0
+            np.testing.assert_allclose(w[w > 0], 0.5 * (4 / 2 if (w == 0).any() else 1.0))
+        assert sorted(seen) == list(range(10))
+        orders.append(order)
+    assert orders[0] != orders[1]
+
+
+def test_an_xla_fit_on_a_short_last_batch_matches_its_row_count(data):
+    E, y = data  # 300 rows: four batches of 64, the last one with 44
+    est = DINClassifier(epochs=2, batch_size=64, random_state=0, jit_compile=True).fit(E, y)
+    proba = est.predict_proba(E)
+    assert np.isfinite(proba).all() and est.n_iter_ == 2
+    again = DINClassifier(epochs=2, batch_size=64, random_state=0, jit_compile=True).fit(E, y)
+    np.testing.assert_array_equal(again.predict_proba(E), proba)
