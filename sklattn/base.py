@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import random
 import sys
 import threading
@@ -131,9 +132,14 @@ def _seeded(seed: int | None, *, build: bool = True):
 #: one, gives it fresh initial values and skips tracing (and XLA compilation).
 _GRAPH_POOL: dict[tuple, list] = {}
 _GRAPH_POOL_LOCK = threading.Lock()
-#: Graphs kept per architecture, and in all (their variables stay in memory).
+#: Graphs kept per architecture, in all, and the memory of their variables (with the
+#: optimiser's) that the pool may hold.
 _GRAPH_POOL_PER_KEY = 2
+_GRAPH_POOL_MAX_GRAPHS = 8
 _GRAPH_POOL_MAX_BYTES = 512 * 2**20
+#: Graphs of discarded estimators waiting to enter the pool. A finaliser runs inside the
+#: garbage collector, where taking the pool's lock could deadlock: it only puts here.
+_RELEASED: queue.SimpleQueue = queue.SimpleQueue()
 
 #: Estimator parameters that never change a model's graph (they act on the data,
 #: the optimiser's state or the training loop).
@@ -155,6 +161,18 @@ class _Built:
     n_bytes: int = 0
 
 
+def _graph_objects(built) -> list:
+    """The model, every layer and every variable of a built graph: what a user could
+    hold on to."""
+    seen, out = set(), []
+    for model in (built.model, *built.extras.values()):
+        for obj in (model, *model._flatten_layers(include_self=False), *model.variables):
+            if id(obj) not in seen:
+                seen.add(id(obj))
+                out.append(obj)
+    return out
+
+
 def _graph_variables(built) -> list:
     """Every variable of a built graph (model and extra outputs), in a fixed order."""
     seen, out = set(), []
@@ -170,21 +188,42 @@ def _pool_bytes() -> int:
     return sum(b.n_bytes for entries in _GRAPH_POOL.values() for b, _ in entries)
 
 
-def _release_graph(key: tuple, built: _Built, refs: int) -> None:
-    """Return a discarded estimator's graph to the pool, unless something else still
-    holds its Keras model (a user's reference: reusing it would change their model)."""
-    if sys.getrefcount(built.model) > refs:
-        return
-    with _GRAPH_POOL_LOCK:
+def _reference_counts(objects: list) -> list[int]:
+    return [sys.getrefcount(obj) for obj in objects]
+
+
+def _queue_graph(key: tuple, built: _Built, refs: list[int]) -> None:
+    """The finaliser of an estimator whose graph may be reused (see ``_track_graph``)."""
+    _RELEASED.put((key, built, refs))
+
+
+def _admit_released() -> None:
+    """Move the queued graphs into the pool (under its lock): each one only if nothing
+    but the pool holds its model, layers or variables any more (a user's reference:
+    reusing the graph would change what they hold), and within the pool's bounds."""
+    while True:
+        try:
+            key, built, refs = _RELEASED.get_nowait()
+        except queue.Empty:
+            return
+        objects = _graph_objects(built)
+        # ``objects`` and this call hold one reference more to each than at tracking.
+        now = [n - 1 for n in _reference_counts(objects)]
+        del objects
+        if len(now) != len(refs) or any(n > r for n, r in zip(now, refs, strict=True)):
+            continue
         entries = _GRAPH_POOL.setdefault(key, [])
-        if len(entries) < _GRAPH_POOL_PER_KEY and (
-            _pool_bytes() + built.n_bytes <= _GRAPH_POOL_MAX_BYTES
-        ):
+        n_graphs = sum(len(e) for e in _GRAPH_POOL.values())
+        if (len(entries) < _GRAPH_POOL_PER_KEY and n_graphs < _GRAPH_POOL_MAX_GRAPHS
+                and _pool_bytes() + built.n_bytes <= _GRAPH_POOL_MAX_BYTES):
             entries.append((built, None))
+        elif not entries:
+            del _GRAPH_POOL[key]
 
 
 def _take_graph(key: tuple) -> _Built | None:
     with _GRAPH_POOL_LOCK:
+        _admit_released()
         entries = _GRAPH_POOL.get(key)
         if not entries:
             return None
@@ -199,11 +238,12 @@ def clear_graph_cache() -> None:
 
     When an estimator is discarded (garbage-collected, or fitted again from scratch),
     its traced training and prediction functions are kept, at most two per
-    architecture and 512 MB in all, for the next fit of the same architecture
-    (same class, graph parameters and input schema) in this process: that fit
-    starts from its own seeded initial values without tracing or compiling again.
-    Its results are identical to those of a fit without reuse. Call this to free
-    that memory.
+    architecture, eight in all and 512 MB of variables, for the next fit of the same
+    architecture (same class, graph parameters, input schema and dtype policy) in
+    this process: that fit starts from its own seeded initial values without
+    tracing or compiling again, with the results of a fit without reuse. A graph
+    whose model, layers or variables are still referenced elsewhere (kept from the
+    estimator's ``model_``) is not kept. Call this to free that memory.
 
     Examples
     --------
@@ -211,6 +251,8 @@ def clear_graph_cache() -> None:
     >>> clear_graph_cache()
     """
     with _GRAPH_POOL_LOCK:
+        while not _RELEASED.empty():
+            _RELEASED.get_nowait()
         _GRAPH_POOL.clear()
 
 
@@ -218,12 +260,12 @@ def _full_batches(arrays: list, y: np.ndarray, weights, batch_size: int, seed: i
     """The shuffled training batches of one epoch, every one ``batch_size`` rows long.
 
     The last, short batch of ``k`` rows is filled up with copies of its own rows that
-    weigh 0 in the loss, and its real rows weigh ``batch_size / k``: the loss (a sum
-    over the batch divided by its size) is the mean over the real rows, as for a
-    short batch. Only statistics computed over the batch (Dice, batch normalisation)
-    see the copies, in that one batch per epoch. Each epoch draws a new permutation
-    in one operation (a shuffle buffer of single rows cost 0.3-0.5 s per epoch of
-    80,000 rows on 2 cores).
+    weigh 0 in the compiled loss, and its real rows weigh ``batch_size / k``: that loss
+    (a sum over the batch divided by its size) is the mean over the real rows, as for a
+    short batch. What is computed over the whole batch sees the copies, in that one
+    batch per epoch: Dice and batch-normalisation statistics, losses a layer adds
+    itself (DIEN's auxiliary loss) and the loss shown in the history. Each epoch draws
+    a new permutation in one operation, not through a shuffle buffer filled row by row.
     """
     tensors = [tf.constant(a) for a in arrays]
     targets = tf.constant(y.astype(np.float32))
@@ -498,7 +540,9 @@ class BaseKerasEstimator(BaseEstimator):
             # XLA compiles the step once per batch shape: a short last batch cost a second
             # compilation, 2.3 s of a 6.2 s one-epoch DIN fit on 80,000 rows (2 cores).
             data = _full_batches(arrays, y, weights, self.batch_size, self._fit_seed())
-            return self.model_.fit(data, shuffle=False, **fit)  # shuffled by the dataset
+            return self.model_.fit(  # shuffled by the dataset
+                data, shuffle=False, validation_batch_size=self.batch_size, **fit
+            )
         return self.model_.fit(
             arrays if len(arrays) > 1 else arrays[0],
             y.astype(np.float32),
@@ -521,7 +565,8 @@ class BaseKerasEstimator(BaseEstimator):
             k: v for k, v in self.get_params(deep=False).items()
             if k not in _TRAINING_ONLY_PARAMETERS
         }
-        return (type(self), repr(sorted(params.items())), repr(self.schema_), bool(jit))
+        return (type(self), repr(sorted(params.items())), repr(self.schema_), bool(jit),
+                keras.config.dtype_policy().name, keras.config.floatx())
 
     def _track_graph(self) -> None:
         """After a fresh fit: hand this estimator's graph to the pool when the estimator
@@ -531,14 +576,23 @@ class BaseKerasEstimator(BaseEstimator):
             return
         built = _Built(self.model_, self._extra_models, self._tables, self._layers,
                        self._predict_fn)
+        variables = [*_graph_variables(built), *self.model_.optimizer.variables]
         built.n_bytes = sum(
-            int(np.prod(v.shape)) * 4 for v in _graph_variables(built)
+            int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables
         )
-        # References to the model now: the estimator's (its __dict__ is cleared only
-        # after the finaliser has run), ``built``'s, this call's and Keras' internal
-        # ones. More at release time means that something else, a user, holds it.
-        refs = sys.getrefcount(self.model_)
-        self._graph_finalizer = weakref.finalize(self, _release_graph, key, built, refs)
+        del variables
+        # References to the model, its layers and variables now: the graph's own and
+        # Keras' internal ones (``objects``' and the call's are discounted, here and in
+        # ``_admit_released``). More later means that something else holds one.
+        objects = _graph_objects(built)
+        refs = [n - 1 for n in _reference_counts(objects)]
+        del objects
+        # The estimator's own ``model_`` goes with it (its other attributes are the
+        # graph's own dicts): without it, a user's one reference must show.
+        refs[0] -= 1
+        finalizer = weakref.finalize(self, _queue_graph, key, built, refs)
+        finalizer.atexit = False
+        self._graph_finalizer = finalizer
 
     def _drop_graph(self) -> None:
         """Release the graph of a previous fit now (a fit from scratch replaces it)."""
@@ -548,8 +602,7 @@ class BaseKerasEstimator(BaseEstimator):
             self.__dict__.pop("model_", None)
             for name in ("_extra_models", "_tables", "_layers", "_predict_fn"):
                 self.__dict__.pop(name, None)
-            # The estimator no longer holds the model: one reference fewer.
-            _release_graph(key, built, refs - 1)
+            _queue_graph(key, built, refs)
 
     def _build_models(self, n_train: int = 0) -> None:
         self._drop_graph()

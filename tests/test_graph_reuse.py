@@ -24,6 +24,7 @@ def data():
 
 @pytest.fixture(autouse=True)
 def empty_cache():
+    gc.collect()  # estimators of earlier tests, discarded in reference cycles
     clear_graph_cache()
     yield
     clear_graph_cache()
@@ -31,6 +32,8 @@ def empty_cache():
 
 def _pooled() -> int:
     gc.collect()
+    with base._GRAPH_POOL_LOCK:
+        base._admit_released()
     return sum(len(v) for v in base._GRAPH_POOL.values())
 
 
@@ -60,6 +63,14 @@ def test_a_live_estimator_keeps_its_graph(data):
     assert _pooled() == 0
     other = _fit(DINClassifier, data)
     assert other.model_ is not est.model_
+
+
+def test_a_layer_held_by_the_user_keeps_its_graph_from_reuse(data):
+    table = _fit(DINClassifier, data)._tables["item"]  # the estimator is discarded
+    values = np.array(table.embeddings)
+    assert _pooled() == 0
+    _fit(DINClassifier, data, learning_rate=0.01)
+    np.testing.assert_array_equal(np.asarray(table.embeddings), values)
 
 
 def test_a_model_held_by_the_user_is_never_reused(data):

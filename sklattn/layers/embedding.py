@@ -7,6 +7,14 @@ from .._backend import keras
 ops = keras.ops
 
 
+def _fresh(initializer):
+    """A copy of ``initializer`` for one table: an unseeded Keras initializer repeats its
+    values on every call, so tables sharing one would start from the same numbers."""
+    if initializer is None:
+        return None
+    return type(initializer).from_config(initializer.get_config())
+
+
 @keras.saving.register_keras_serializable(package="sklattn")
 class Embedding(keras.layers.Layer):
     """Embedding table with optional mini-batch aware L2 regularisation.
@@ -54,7 +62,7 @@ class Embedding(keras.layers.Layer):
             shape=(self.input_dim, self.output_dim),
             # Created here, not in __init__: an unseeded initializer draws its seed when
             # it is made, and the tables' values must not depend on when that is.
-            initializer=self.embeddings_initializer
+            initializer=_fresh(self.embeddings_initializer)
             or keras.initializers.RandomUniform(-0.05, 0.05),
             name="embeddings",
         )
@@ -68,9 +76,9 @@ class Embedding(keras.layers.Layer):
         if self.l2:
             self.frequency.assign(ops.maximum(ops.cast(counts, "float32"), 1.0))
 
-    def call(self, ids, training=None):
+    def call(self, ids, training=None, penalize=True):
         ids = ops.cast(ids, "int32")
-        if training and self.l2:
+        if training and self.l2 and penalize:
             flat = ops.reshape(ids, (-1,))
             counts = ops.segment_sum(ops.ones_like(flat, dtype="float32"), flat, self.input_dim)
             present = ops.cast(counts > 0, "float32")
