@@ -405,3 +405,20 @@ def test_without_a_behaviour_sequence_dien_is_the_mlp():
     est = _dien(epochs=1).fit(X, y)
     assert est.predict_proba(X[:2]).shape == (2, 2)
     assert not any(layer.name.startswith("interest") for layer in est.model_.layers)
+
+
+def test_a_dien_pickled_before_the_new_parameters_predicts_as_it_did(encoded):
+    """Parameters added later take the values that reproduce the older model (the
+    bilinear attention, the paper's AUGRU, no embedding penalty), not the new defaults."""
+    import pickle
+
+    _, Xe, y = encoded
+    est = _dien(attention="bilinear", augru_form="paper", l2_reg_embedding=0.0,
+                epochs=1).fit(Xe, y)
+    old = pickle.loads(pickle.dumps(est))
+    for name in ("attention", "attention_units", "attention_activation",
+                 "l2_reg_embedding", "augru_form"):
+        vars(old).pop(name)
+    restored = pickle.loads(pickle.dumps(old))
+    assert restored.get_params() == est.get_params()
+    np.testing.assert_array_equal(restored.predict_proba(Xe), est.predict_proba(Xe))
