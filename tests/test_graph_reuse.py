@@ -67,10 +67,10 @@ def test_a_live_estimator_keeps_its_graph(data):
 
 def test_a_layer_held_by_the_user_keeps_its_graph_from_reuse(data):
     table = _fit(DINClassifier, data)._tables["item"]  # the estimator is discarded
-    values = np.array(table.embeddings)
+    values = np.array(table.embeddings.numpy())
     assert _pooled() == 0
     _fit(DINClassifier, data, learning_rate=0.01)
-    np.testing.assert_array_equal(np.asarray(table.embeddings), values)
+    np.testing.assert_array_equal(np.array(table.embeddings.numpy()), values)
 
 
 def test_a_model_held_by_the_user_is_never_reused(data):
