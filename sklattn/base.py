@@ -161,31 +161,22 @@ class _Built:
     n_bytes: int = 0
 
 
-def _graph_objects(built) -> list:
-    """The model, every layer and every variable of a built graph: what a user could
-    hold on to."""
+def _graph_objects(built, *, layers: bool = True) -> list:
+    """The model, every layer and every variable of a built graph (model and extra
+    outputs), in a fixed order: what a user could hold on to. ``layers=False``: the
+    variables alone."""
     seen, out = set(), []
     for model in (built.model, *built.extras.values()):
-        for obj in (model, *model._flatten_layers(include_self=False), *model.variables):
+        parts = (model, *model._flatten_layers(include_self=False)) if layers else ()
+        for obj in (*parts, *model.variables):
             if id(obj) not in seen:
                 seen.add(id(obj))
                 out.append(obj)
     return out
 
 
-def _graph_variables(built) -> list:
-    """Every variable of a built graph (model and extra outputs), in a fixed order."""
-    seen, out = set(), []
-    for model in (built.model, *built.extras.values()):
-        for v in model.variables:
-            if id(v) not in seen:
-                seen.add(id(v))
-                out.append(v)
-    return out
-
-
 def _pool_bytes() -> int:
-    return sum(b.n_bytes for entries in _GRAPH_POOL.values() for b, _ in entries)
+    return sum(b.n_bytes for entries in _GRAPH_POOL.values() for b in entries)
 
 
 def _reference_counts(objects: list) -> list[int]:
@@ -216,7 +207,7 @@ def _admit_released() -> None:
         n_graphs = sum(len(e) for e in _GRAPH_POOL.values())
         if (len(entries) < _GRAPH_POOL_PER_KEY and n_graphs < _GRAPH_POOL_MAX_GRAPHS
                 and _pool_bytes() + built.n_bytes <= _GRAPH_POOL_MAX_BYTES):
-            entries.append((built, None))
+            entries.append(built)
         elif not entries:
             del _GRAPH_POOL[key]
 
@@ -227,7 +218,7 @@ def _take_graph(key: tuple) -> _Built | None:
         entries = _GRAPH_POOL.get(key)
         if not entries:
             return None
-        built, _ = entries.pop()
+        built = entries.pop()
         if not entries:
             del _GRAPH_POOL[key]
         return built
@@ -576,7 +567,7 @@ class BaseKerasEstimator(BaseEstimator):
             return
         built = _Built(self.model_, self._extra_models, self._tables, self._layers,
                        self._predict_fn)
-        variables = [*_graph_variables(built), *self.model_.optimizer.variables]
+        variables = [*_graph_objects(built, layers=False), *self.model_.optimizer.variables]
         built.n_bytes = sum(
             int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables
         )
@@ -636,7 +627,7 @@ class BaseKerasEstimator(BaseEstimator):
         freshly built ``graph`` (same seed, same values as a fit without reuse) and a
         reset optimiser. False (nothing changed) if the two graphs differ."""
         fresh = _Built(graph.model, graph.extras, dict(graph.tables), graph.layers)
-        targets, sources = _graph_variables(built), _graph_variables(fresh)
+        targets, sources = _graph_objects(built, layers=False), _graph_objects(fresh, layers=False)
         if len(targets) != len(sources) or any(
             tuple(t.shape) != tuple(s.shape) or t.dtype != s.dtype
             for t, s in zip(targets, sources, strict=True)
