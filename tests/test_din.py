@@ -295,3 +295,19 @@ def test_sum_pooling_parameter():
     X, y = make_long_histories(50, history_length=5, random_state=0)
     with pytest.raises(ValueError, match="pooling"):
         SumPoolingClassifier(sequences={"hist": "item"}, pooling="max").fit(X, y)
+
+
+@pytest.mark.parametrize("attention_activation, unit", [(None, "Dice"), ("relu", "Activation")])
+def test_attention_activation_sets_the_activation_unit_apart(interest_data, attention_activation,
+                                                             unit):
+    X, y, _ = interest_data
+    model = make_pipeline(
+        SequenceEncoder(sequences=SEQS),
+        DINClassifier(embedding_dim=4, hidden_units=(8,), attention_units=(8,), epochs=1,
+                      attention_activation=attention_activation, random_state=0),
+    ).fit(X.head(500), y[:500])
+    layers = model[-1].model_.layers
+    attention = next(layer for layer in layers if layer.name.startswith("attention_"))
+    assert type(attention.first_activation).__name__ == unit
+    mlp = model[-1].model_.get_layer("mlp")
+    assert any(type(layer).__name__ == "Dice" for layer in mlp._flatten_layers())
