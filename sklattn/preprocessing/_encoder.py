@@ -18,6 +18,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from .._compat import fill_new_parameters
 from .._schema import FIRST_ID, OOV_ID, PAD_ID, SCHEMA_ATTR, TIME_GAP, Schema, VocabularyLabels
+from ._columnar import count_strings, lookup_strings, string_columns, values_at
 
 __all__ = ["SequenceEncoder", "find_sequence_columns", "to_pandas"]
 
@@ -636,19 +637,25 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
 
         # Vocabularies: one per candidate column (shared with its sequences) and
         # one per other categorical column.
-        pieces: dict[str, list[pd.Series]] = {v: [] for v in candidates + cat_only}
+        frames: dict[str, list] = {v: [] for v in candidates + cat_only}
         for name, vocab in sequences.items():
-            frame = self._raw_sequence(X, name)
-            keys, missing = _as_keys(frame)
-            pieces[vocab].append(pd.Series(keys[~missing], dtype=object))
+            frames[vocab].append(self._raw_sequence(X, name))
         for col in self._categorical_in:
-            keys, missing = _as_keys(X[col])
-            pieces[col].append(pd.Series(keys[~missing], dtype=object))
+            frames[col].append(X[col])
         self.vocabularies_ = {}
-        for vocab, parts in pieces.items():
-            values = pd.concat(parts, ignore_index=True) if parts else pd.Series([], dtype=object)
+        for vocab, parts in frames.items():
             # By decreasing frequency; ties in order of first appearance (histories
             # before the candidate column), so ids do not depend on the pandas version.
+            blocks = [string_columns(part) for part in parts]
+            if parts and all(b is not None for b in blocks):
+                values, counts = count_strings(blocks)
+                self.vocabularies_[vocab] = values[counts >= self.min_frequency]
+                continue
+            pieces = []
+            for part in parts:
+                keys, missing = _as_keys(part)
+                pieces.append(pd.Series(keys[~missing], dtype=object))
+            values = pd.concat(pieces, ignore_index=True) if pieces else pd.Series([], dtype=object)
             counts = values.value_counts(sort=False).sort_values(ascending=False, kind="stable")
             counts = counts[counts >= self.min_frequency]
             self.vocabularies_[vocab] = _plain_array(np.asarray(counts.index, dtype=object))
@@ -929,7 +936,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         # Only plain Python and numpy values: pickle, joblib and skops (which refuses
         # pandas internals) all persist the same state.
         state = dict(super().__getstate__())
-        for derived in ("_indexes", "_maps", "_labels"):
+        for derived in ("_indexes", "_maps", "_labels", "_arrow_sets"):
             state.pop(derived, None)
         return state
 
@@ -1199,6 +1206,20 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 dtype=np.int64, count=len(flat_keys),
             )
             present = ~flat_missing & (ids != PAD_ID)  # "" is padding too
+        elif (
+            self._vocabulary_kinds.get(vocab) in ("str", "empty")
+            and (columns := string_columns(values)) is not None
+        ):  # Arrow strings: counted and looked up without Python objects
+            ids, present = lookup_strings(columns, self._arrow_set(vocab), FIRST_ID, OOV_ID,
+                                          PAD_ID)
+            shape = (len(values),) if isinstance(values, pd.Series) else ids.shape
+            unseen = present & (ids == OOV_ID)
+            if unseen.any():
+                flat = ids.reshape(-1)
+                self._convert_unseen(vocab, column, values_at(columns, unseen),
+                                     present.reshape(-1), unseen.reshape(-1), flat)
+                ids = flat.reshape(ids.shape)
+            return ids.reshape(shape)
         else:
             keys, missing = _as_keys(values)
             shape = keys.shape
@@ -1210,17 +1231,27 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                 ids[present] = np.where(found < 0, OOV_ID, found + FIRST_ID)
         unseen = present & (ids == OOV_ID)
         if unseen.any():
-            self._convert_unseen(vocab, column, flat_keys, present, unseen, ids)
+            self._convert_unseen(vocab, column, flat_keys[unseen], present, unseen, ids)
         return ids.reshape(shape)
 
-    def _convert_unseen(self, vocab, column, keys, present, unseen, ids) -> None:
+    def _arrow_set(self, vocab: str):
+        """The vocabulary as an Arrow ``large_string`` array (built on first use)."""
+        sets = self.__dict__.setdefault("_arrow_sets", {})
+        if vocab not in sets:
+            import pyarrow as pa
+
+            sets[vocab] = pa.array(self.vocabularies_[vocab], type=pa.large_string())
+        return sets[vocab]
+
+    def _convert_unseen(self, vocab, column, unseen_keys, present, unseen, ids) -> None:
         """Look unseen values up again in the vocabulary's type when the conversion is
         exact (``"349"`` for an int vocabulary, ``349`` for a str one), and warn when a
-        column's values do not have the type fit saw, or are mostly unseen."""
+        column's values do not have the type fit saw, or are mostly unseen.
+        ``unseen_keys`` are the values where ``unseen`` is True, in order."""
         kind = self._vocabulary_kinds.get(vocab, "mixed")
         positions = np.flatnonzero(unseen)
         # Once per distinct unseen value (a batch may hold millions of the same few).
-        codes, distinct = pd.factorize(pd.Series(keys[positions], dtype=object),
+        codes, distinct = pd.factorize(pd.Series(unseen_keys, dtype=object),
                                        use_na_sentinel=False)
         retried = np.full(len(distinct), OOV_ID, dtype=np.int64)
         wrong_type = np.zeros(len(distinct), dtype=bool)

@@ -1,0 +1,146 @@
+"""Vocabularies and id look-ups on Arrow string columns, without Python objects.
+
+pandas' string columns (the default ``str`` dtype of pandas 3, ``string[pyarrow]`` and
+``ArrowDtype`` strings, which Parquet files, polars and pyarrow Tables give) already hold
+their values in Arrow buffers. Counting and looking them up there runs in Arrow's C++
+hash tables; the object-array path that every other column takes converts each value to a
+Python string first (about 10x slower on histories of string ids, see the README's
+"SequenceEncoder throughput"). Both paths give the same vocabularies and ids: values by
+decreasing count, ties in order of first appearance reading the rows one after the other
+(a sequence's positions left to right, then the next row), missing values (null, NaN or
+``""``) dropped.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _arrow_string_type(dtype) -> bool:
+    if isinstance(dtype, pd.StringDtype):
+        return dtype.storage == "pyarrow"
+    if isinstance(dtype, pd.ArrowDtype):
+        import pyarrow as pa
+
+        kind = dtype.pyarrow_dtype
+        return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    return False
+
+
+#: Whether string columns take the Arrow path (the object path is kept for every other
+#: column; benchmarks switch this off to time it on the same data).
+ENABLED = True
+
+
+def string_columns(frame: pd.DataFrame | pd.Series) -> list | None:
+    """Each column of ``frame`` as a ``large_string`` Arrow array, or None unless every
+    column is a string column: Arrow-backed, or of object dtype holding only strings and
+    missing values (converted once, about 40 ns a value). None too without pyarrow."""
+    if not ENABLED:
+        return None
+    columns = [frame] if isinstance(frame, pd.Series) else [frame[c] for c in frame.columns]
+    if not columns:
+        return None
+    try:
+        import pyarrow as pa
+    except ImportError:  # pragma: no cover - pyarrow is optional
+        return None
+    out = []
+    for column in columns:
+        if _arrow_string_type(column.dtype):
+            array = pa.array(column.array)
+        elif column.dtype == object:
+            values = column.to_numpy()
+            # Strings and missing values only (NaN, None, pd.NA become nulls); bytes would
+            # turn into str, so they stay on the object path with every other type.
+            if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
+                return None
+            array = pa.array(values, type=pa.large_string(), from_pandas=True)
+        else:
+            return None
+        if isinstance(array, pa.ChunkedArray):
+            array = array.combine_chunks()
+        out.append(array.cast(pa.large_string()) if array.type != pa.large_string() else array)
+    return out
+
+
+def count_strings(blocks: list[list]) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct non-missing values of ``blocks`` (each a list of equally long column
+    arrays, read row by row) and their counts: by decreasing count, ties in order of
+    first appearance. Returns ``(values as an object array of str, counts)``."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arrays = [a for block in blocks for a in block]
+    if not arrays or not sum(len(a) for a in arrays):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    encoded = pa.chunked_array(arrays, type=pa.large_string()).dictionary_encode()
+    # Arrow gives every chunk the final dictionary; unify (0.13 s on 10M values) only if not.
+    sizes = {len(c.dictionary) for c in encoded.chunks}
+    if len(sizes) > 1:
+        encoded = pa.table({"v": encoded}).unify_dictionaries().column("v")
+    dictionary = encoded.chunk(0).dictionary
+    codes = np.concatenate(
+        [c.indices.fill_null(-1).to_numpy(zero_copy_only=False) for c in encoded.chunks]
+    ).astype(np.int64, copy=False)
+    empty = pc.index(dictionary, "").as_py()
+    if empty >= 0:  # "" is missing, as in the object path
+        codes[codes == empty] = -1
+    ordered, start = [], 0
+    for block in blocks:
+        n_rows, n_cols = len(block[0]), len(block)
+        part = codes[start : start + n_rows * n_cols]
+        ordered.append(part.reshape(n_cols, n_rows).T.ravel())  # row by row
+        start += n_rows * n_cols
+    flat = np.concatenate(ordered)
+    flat = flat[flat >= 0]
+    if not len(flat):
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    first_seen = pd.unique(flat)  # hash-based, in order of first appearance
+    counts = np.bincount(flat, minlength=len(dictionary))[first_seen]
+    order = np.argsort(-counts, kind="stable")
+    values = dictionary.take(pa.array(first_seen[order])).to_numpy(zero_copy_only=False)
+    return values.astype(object, copy=False), counts[order]
+
+
+def lookup_strings(
+    columns: list, value_set, first_id: int, oov_id: int, pad_id: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ids of the values of ``columns`` in ``value_set`` (the vocabulary as an Arrow
+    ``large_string`` array; value ``k`` gets ``first_id + k``), ``oov_id`` for values not
+    in it and ``pad_id`` for missing ones. Returns ``(ids, present)``, both
+    ``(rows, len(columns))``; ``present`` is False where a value is missing."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    n_rows = len(columns[0])
+    # One hash look-up over all the columns (an Arrow call per column cost 2 ms).
+    found = pc.index_in(pa.chunked_array(columns, type=pa.large_string()), value_set=value_set)
+    found = np.concatenate(
+        [c.fill_null(-1).to_numpy(zero_copy_only=False) for c in found.chunks]
+    ).astype(np.int64).reshape(len(columns), n_rows).T
+    # Missing: null, or "" (a zero-length value: read off the offsets, no string compare).
+    missing = np.empty((n_rows, len(columns)), dtype=bool)
+    for j, column in enumerate(columns):
+        offsets = np.frombuffer(column.buffers()[1], dtype=np.int64)
+        offsets = offsets[column.offset : column.offset + n_rows + 1]
+        missing[:, j] = offsets[1:] == offsets[:-1]
+        if column.null_count:
+            missing[:, j] |= column.is_null().to_numpy(zero_copy_only=False)
+    ids = np.where(missing, pad_id, np.where(found < 0, oov_id, found + first_id))
+    return ids, ~missing
+
+
+def values_at(columns: list, mask: np.ndarray) -> np.ndarray:
+    """The values where ``mask`` (``(rows, len(columns))``) is True, read row by row, as
+    an object array."""
+    import pyarrow as pa
+
+    rows, cols = np.nonzero(mask)  # row-major order
+    out = np.empty(len(rows), dtype=object)
+    for j, column in enumerate(columns):
+        where = np.flatnonzero(cols == j)
+        if len(where):
+            out[where] = column.take(pa.array(rows[where])).to_numpy(zero_copy_only=False)
+    return out
