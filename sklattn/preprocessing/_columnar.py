@@ -5,10 +5,10 @@ pandas' string columns (the default ``str`` dtype of pandas 3, ``string[pyarrow]
 their values in Arrow buffers. Counting and looking them up there runs in Arrow's C++
 hash tables; the object-array path that every other column takes converts each value to a
 Python string first (about 10x slower on histories of string ids, see the README's
-"SequenceEncoder throughput"). Both paths give the same vocabularies and ids: values by
-decreasing count, ties in order of first appearance reading the rows one after the other
-(a sequence's positions left to right, then the next row), missing values (null, NaN or
-``""``) dropped.
+"SequenceEncoder throughput"). Both paths give the same vocabularies and ids: values
+counted in order of first appearance reading the rows one after the other (a sequence's
+positions left to right, then the next row), missing values (null, NaN or ``""``)
+dropped.
 """
 
 from __future__ import annotations
@@ -67,8 +67,8 @@ def string_columns(frame: pd.DataFrame | pd.Series) -> list | None:
 
 def count_strings(blocks: list[list]) -> tuple[np.ndarray, np.ndarray]:
     """The distinct non-missing values of ``blocks`` (each a list of equally long column
-    arrays, read row by row) and their counts: by decreasing count, ties in order of
-    first appearance. Returns ``(values as an object array of str, counts)``."""
+    arrays, read row by row) in order of first appearance, and their counts. Returns
+    ``(values as an object array of str, counts)``."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -99,9 +99,8 @@ def count_strings(blocks: list[list]) -> tuple[np.ndarray, np.ndarray]:
         return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
     first_seen = pd.unique(flat)  # hash-based, in order of first appearance
     counts = np.bincount(flat, minlength=len(dictionary))[first_seen]
-    order = np.argsort(-counts, kind="stable")
-    values = dictionary.take(pa.array(first_seen[order])).to_numpy(zero_copy_only=False)
-    return values.astype(object, copy=False), counts[order]
+    values = dictionary.take(pa.array(first_seen)).to_numpy(zero_copy_only=False)
+    return values.astype(object, copy=False), counts
 
 
 def lookup_strings(

@@ -392,6 +392,10 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     min_frequency : int, default=1
         Values seen fewer times than this at fit time map to the
         out-of-vocabulary id.
+    max_categories : int, default=None
+        Keep at most this many values per vocabulary (the most frequent, after
+        ``min_frequency``; ties in order of first appearance); the others map to
+        the out-of-vocabulary id. ``None`` keeps every value.
     numeric_nan : {"mean", "zero", "error"}, default="mean"
         What a NaN in a numeric column becomes: the column's training mean
         (0 after scaling), 0, or a ValueError naming the column.
@@ -497,6 +501,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         "most_recent": [StrOptions({"last", "first"})],
         "maxlen": [Interval(Integral, 1, None, closed="left"), None],
         "min_frequency": [Interval(Integral, 1, None, closed="left")],
+        "max_categories": [Interval(Integral, 1, None, closed="left"), None],
         "numeric_nan": [StrOptions({"mean", "zero", "error"})],
         "scale_numeric": ["boolean"],
         "unseen_warning": [Interval(Real, 0, 1, closed="both"), None],
@@ -516,6 +521,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         most_recent: str = "last",
         maxlen: int | None = None,
         min_frequency: int = 1,
+        max_categories: int | None = None,
         numeric_nan: str = "mean",
         scale_numeric: bool = True,
         unseen_warning: float | None = 0.5,
@@ -531,6 +537,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self.most_recent = most_recent
         self.maxlen = maxlen
         self.min_frequency = min_frequency
+        self.max_categories = max_categories
         self.numeric_nan = numeric_nan
         self.scale_numeric = scale_numeric
         self.unseen_warning = unseen_warning
@@ -557,8 +564,75 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         """
         self._validate_params()
         X = self._check_frame(X)
+        self.__dict__.pop("_running", None)
+        return self._partial_fit(X, first=True, warn=True)
+
+    def partial_fit(self, X: pd.DataFrame, y: object = None) -> SequenceEncoder:
+        """Learn from one more chunk of rows (for logs read in chunks).
+
+        The first call learns the column roles as :meth:`fit` does; every call adds
+        the chunk's value counts, sequence widths and numeric moments to the running
+        totals and rebuilds the vocabularies from them, so that ``min_frequency`` and
+        ``max_categories`` apply to the counts over all chunks so far. After the
+        chunks of a whole table, ``vocabularies_`` and every id equal those of one
+        :meth:`fit` on the table (ties included: first appearance reads the chunks in
+        order); numeric means and scales equal fit's up to float rounding. A model
+        trained after the encoder needs its final vocabularies: pass over the data
+        once with ``partial_fit``, then encode.
+
+        Parameters
+        ----------
+        X : pandas.DataFrame
+            A chunk of raw rows, with the columns of the first chunk.
+        y : ignored
+            Present for API consistency.
+
+        Returns
+        -------
+        self : SequenceEncoder
+            The encoder, fitted on every chunk so far.
+
+        Examples
+        --------
+        >>> import pandas as pd
+        >>> from sklattn import SequenceEncoder
+        >>> X = pd.DataFrame({"item": ["a", "b", "a", "c"], "hist_1": ["b", "a", "c", "a"]})
+        >>> enc = SequenceEncoder(sequences={"hist_": "item"})
+        >>> for start in (0, 2):
+        ...     enc = enc.partial_fit(X.iloc[start : start + 2])
+        >>> [str(v) for v in enc.vocabularies_["item"]]
+        ['a', 'b', 'c']
+        """
+        first = "_running" not in self.__dict__
+        if first:
+            if hasattr(self, "vocabularies_"):
+                raise ValueError(
+                    "This SequenceEncoder was fitted by an earlier sklattn without the counts "
+                    "partial_fit continues from; call fit (or partial_fit on a fresh encoder)."
+                )
+            self._validate_params()
+        X = self._check_frame(X)
+        if not first:
+            missing = [c for c in self.feature_names_in_ if c not in set(X.columns)]
+            extra = [c for c in X.columns if c not in set(self.feature_names_in_)]
+            if missing or extra:
+                raise ValueError(
+                    f"partial_fit: this chunk's columns differ from the first chunk's "
+                    f"(missing {missing}, not seen before {extra})."
+                )
+        return self._partial_fit(X, first=first, warn=False)
+
+    def _partial_fit(self, X: pd.DataFrame, *, first: bool, warn: bool) -> SequenceEncoder:
         if len(X) == 0:
             raise ValueError("SequenceEncoder needs at least one row to fit; got an empty X.")
+        if first:
+            self._learn_roles(X)
+        self._accumulate(X)
+        self._finish(warn=warn)
+        return self
+
+    def _learn_roles(self, X: pd.DataFrame) -> None:
+        """The role of every column of X (the first chunk), and empty running totals."""
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = len(self.feature_names_in_)
         columns = list(X.columns)
@@ -634,31 +708,77 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             )
         cat_only = [c for c in categorical if c not in candidates]
         self._categorical_in = [c for c in candidates if c in columns] + cat_only
+        self._numeric_in = list(numeric)
+        self._running = {
+            # Per vocabulary, per part (its sequences, then its categorical column): the
+            # values in order of first appearance and their counts so far.
+            "parts": {v: [] for v in candidates + cat_only},
+            "widths": {},
+            # Per numeric column: non-missing count, mean, sum of squared deviations.
+            "moments": [np.zeros(len(numeric)) for _ in range(3)],
+        }
 
-        # Vocabularies: one per candidate column (shared with its sequences) and
-        # one per other categorical column.
-        frames: dict[str, list] = {v: [] for v in candidates + cat_only}
-        for name, vocab in sequences.items():
-            frames[vocab].append(self._raw_sequence(X, name))
-        for col in self._categorical_in:
-            frames[col].append(X[col])
+    def _accumulate(self, X: pd.DataFrame) -> None:
+        """Add X's value counts, sequence widths and numeric moments to the running totals."""
+        running = self._running
+        sequences = dict(self.sequences or {})
+        index: dict[str, int] = {}
+        for part, vocab in [*sequences.items(), *((c, c) for c in self._categorical_in)]:
+            values, counts = _count_values(
+                self._raw_sequence(X, part) if part in sequences else X[part]
+            )
+            k = index[vocab] = index.get(vocab, -1) + 1
+            parts = running["parts"][vocab]
+            if k == len(parts):
+                parts.append((values, counts))
+            else:  # counts of values already seen add up; new values go last, in order
+                parts[k] = _merge_counts([parts[k], (values, counts)])
+        for name in sequences:
+            width = (self._raw_sequence(X, name).shape[1] if self._list_valued[name]
+                     else len(self.sequence_columns_in_[name]))
+            running["widths"][name] = max(width, running["widths"].get(name, 0))
+        if self._numeric_in:
+            try:
+                values = X[self._numeric_in].to_numpy(dtype=np.float64, na_value=np.nan)
+            except (TypeError, ValueError):
+                bad = [c for c in self._numeric_in
+                       if not pd.api.types.is_numeric_dtype(X[c])
+                       and not pd.api.types.is_bool_dtype(X[c])]
+                raise ValueError(
+                    f"Numeric columns {bad} hold non-numeric values in this chunk."
+                ) from None
+            if self.numeric_nan == "error":
+                self._check_numeric_nan(values, self._numeric_in)
+            present = ~np.isnan(values)
+            n_new = present.sum(axis=0).astype(np.float64)
+            with np.errstate(all="ignore"):
+                mean_new = np.where(n_new > 0, np.nansum(values, axis=0) / n_new, 0.0)
+                m2_new = np.nansum((values - mean_new) ** 2, axis=0)
+                n, mean, m2 = running["moments"]
+                total = n + n_new
+                delta = mean_new - mean
+                # Chan et al.'s pairwise update: exact moments of the union of chunks.
+                share = np.where(total > 0, n_new / total, 0.0)
+                running["moments"] = [total, mean + delta * share,
+                                      m2 + m2_new + delta**2 * n * share]
+
+    def _finish(self, *, warn: bool) -> None:
+        """Vocabularies, widths, numeric statistics and the schema from the running totals."""
+        sequences = dict(self.sequences or {})
+        candidates = [c for c in dict.fromkeys(sequences.values())]
+        numeric = self._numeric_in
+        running = self._running
         self.vocabularies_ = {}
-        for vocab, parts in frames.items():
+        for vocab, parts in running["parts"].items():
             # By decreasing frequency; ties in order of first appearance (histories
             # before the candidate column), so ids do not depend on the pandas version.
-            blocks = [string_columns(part) for part in parts]
-            if parts and all(b is not None for b in blocks):
-                values, counts = count_strings(blocks)
-                self.vocabularies_[vocab] = values[counts >= self.min_frequency]
-                continue
-            pieces = []
-            for part in parts:
-                keys, missing = _as_keys(part)
-                pieces.append(pd.Series(keys[~missing], dtype=object))
-            values = pd.concat(pieces, ignore_index=True) if pieces else pd.Series([], dtype=object)
-            counts = values.value_counts(sort=False).sort_values(ascending=False, kind="stable")
-            counts = counts[counts >= self.min_frequency]
-            self.vocabularies_[vocab] = _plain_array(np.asarray(counts.index, dtype=object))
+            values, counts = _merge_counts(parts)
+            order = np.argsort(-counts, kind="stable")
+            values, counts = values[order], counts[order]
+            keep = values[counts >= self.min_frequency]
+            if self.max_categories is not None:
+                keep = keep[: self.max_categories]
+            self.vocabularies_[vocab] = _plain_array(keep)
         if self.timestamp_columns_in_:
             # The gap buckets' lower bounds in seconds: what inverse_transform and decode
             # give back for a gap id (the timestamps themselves are not kept).
@@ -669,32 +789,23 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         # Sequence widths after maxlen.
         self._widths = {}
         for name in sequences:
-            width = (
-                self._raw_sequence(X, name).shape[1]
-                if self._list_valued[name]
-                else len(self.sequence_columns_in_[name])
-            )
+            width = running["widths"][name]
             self._widths[name] = max(1, min(width, self.maxlen) if self.maxlen else width)
 
-        # Numeric statistics.
+        # Numeric statistics (the moments of fit's single chunk are nanmean's and nanstd's).
         if numeric:
-            values = X[numeric].to_numpy(dtype=np.float64, na_value=np.nan)
-            empty = [c for c, j in zip(numeric, range(len(numeric)), strict=True)
-                     if np.isnan(values[:, j]).all()]
-            if empty:
+            n, mean, m2 = running["moments"]
+            empty = [c for c, k in zip(numeric, n, strict=True) if k == 0]
+            if empty and warn:
                 warnings.warn(
                     f"SequenceEncoder: numeric columns {empty} hold no value at fit (all "
                     "missing); they are encoded as constants. Drop them, or name them in "
                     "'categorical' if they hold ids that fit did not see.",
-                    UserWarning, stacklevel=2,
+                    UserWarning, stacklevel=3,
                 )
-            if self.numeric_nan == "error":
-                self._check_numeric_nan(values, numeric)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-missing: warned above
-                mean = np.nanmean(values, axis=0) if len(values) else np.zeros(len(numeric))
-                std = np.nanstd(values, axis=0) if len(values) else np.ones(len(numeric))
-            mean = np.where(np.isfinite(mean), mean, 0.0)
+            with np.errstate(all="ignore"):
+                std = np.sqrt(m2 / n)
+            mean = np.where((n > 0) & np.isfinite(mean), mean, 0.0)
             std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
             self.numeric_mean_ = mean
             self.numeric_scale_ = std if self.scale_numeric else np.ones_like(std)
@@ -1320,6 +1431,30 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         if nan.any():
             values = np.where(nan, self._fill, values)
         return values.astype(np.float32)
+
+
+def _count_values(part: pd.DataFrame | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """The non-missing values of a column or a sequence's columns (read row by row) in
+    order of first appearance, and their counts."""
+    block = string_columns(part)
+    if block is not None:
+        return count_strings([block])
+    keys, missing = _as_keys(part)
+    counts = pd.Series(keys[~missing], dtype=object).value_counts(sort=False)
+    return np.asarray(counts.index, dtype=object), counts.to_numpy(dtype=np.int64)
+
+
+def _merge_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Values and counts of several (values, counts) pairs, values in order of first
+    appearance across the pairs, counts summed (pandas' hashing: the keys of
+    ``value_counts``)."""
+    if not parts:
+        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    values = np.concatenate([np.asarray(v, dtype=object) for v, _ in parts])
+    counts = np.concatenate([c for _, c in parts]).astype(np.int64)
+    codes, uniques = pd.factorize(pd.Series(values, dtype=object), use_na_sentinel=False)
+    totals = np.bincount(codes, weights=counts, minlength=len(uniques)).astype(np.int64)
+    return np.asarray(uniques, dtype=object), totals
 
 
 def _aligned_groups(raw_ids: dict[str, np.ndarray]) -> list[list[str]]:
