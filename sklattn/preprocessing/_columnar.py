@@ -65,20 +65,24 @@ def string_columns(frame: pd.DataFrame | pd.Series) -> list | None:
     return out
 
 
-def count_strings(blocks: list[list]) -> tuple[np.ndarray, np.ndarray]:
-    """The distinct non-missing values of ``blocks`` (each a list of equally long column
-    arrays, read row by row) in order of first appearance, and their counts. Returns
-    ``(values as an object array of str, counts)``."""
+def count_strings(columns: list, *, keep_codes: bool = False) -> tuple:
+    """The distinct non-missing values of ``columns`` (equally long arrays, read row by
+    row) in order of first appearance, and their counts.
+
+    Returns ``(values as an object array of str, counts, codes)``: with ``keep_codes``,
+    ``codes`` is ``(rows, len(columns))``, each cell's index in ``values`` (-1 where
+    missing), else None.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    arrays = [a for block in blocks for a in block]
-    if not arrays or not sum(len(a) for a in arrays):
-        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
-    encoded = pa.chunked_array(arrays, type=pa.large_string()).dictionary_encode()
+    n_rows, n_cols = len(columns[0]), len(columns)
+    nothing = np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+    if not n_rows:
+        return (*nothing, np.full((0, n_cols), -1, dtype=np.int64) if keep_codes else None)
+    encoded = pa.chunked_array(columns, type=pa.large_string()).dictionary_encode()
     # Arrow gives every chunk the final dictionary; unify (0.13 s on 10M values) only if not.
-    sizes = {len(c.dictionary) for c in encoded.chunks}
-    if len(sizes) > 1:
+    if len({len(c.dictionary) for c in encoded.chunks}) > 1:
         encoded = pa.table({"v": encoded}).unify_dictionaries().column("v")
     dictionary = encoded.chunk(0).dictionary
     codes = np.concatenate(
@@ -87,38 +91,41 @@ def count_strings(blocks: list[list]) -> tuple[np.ndarray, np.ndarray]:
     empty = pc.index(dictionary, "").as_py()
     if empty >= 0:  # "" is missing, as in the object path
         codes[codes == empty] = -1
-    ordered, start = [], 0
-    for block in blocks:
-        n_rows, n_cols = len(block[0]), len(block)
-        part = codes[start : start + n_rows * n_cols]
-        ordered.append(part.reshape(n_cols, n_rows).T.ravel())  # row by row
-        start += n_rows * n_cols
-    flat = np.concatenate(ordered)
+    codes = codes.reshape(n_cols, n_rows).T  # row by row
+    flat = codes.ravel()
     flat = flat[flat >= 0]
     if not len(flat):
-        return np.empty(0, dtype=object), np.empty(0, dtype=np.int64)
+        return (*nothing, np.full((n_rows, n_cols), -1, dtype=np.int64) if keep_codes else None)
     first_seen = pd.unique(flat)  # hash-based, in order of first appearance
     counts = np.bincount(flat, minlength=len(dictionary))[first_seen]
     values = dictionary.take(pa.array(first_seen)).to_numpy(zero_copy_only=False)
-    return values.astype(object, copy=False), counts
+    if keep_codes:
+        # Dictionary index -> index in values; the extra last entry maps -1 to -1.
+        position = np.full(len(dictionary) + 1, -1, dtype=np.int64)
+        position[first_seen] = np.arange(len(first_seen))
+        codes = position[codes]
+    return values.astype(object, copy=False), counts, codes if keep_codes else None
 
 
-def lookup_strings(
-    columns: list, value_set, first_id: int, oov_id: int, pad_id: int
-) -> tuple[np.ndarray, np.ndarray]:
+def lookup_strings(columns: list, value_set, first_id: int, oov_id: int, pad_id: int) -> tuple:
     """Ids of the values of ``columns`` in ``value_set`` (the vocabulary as an Arrow
     ``large_string`` array; value ``k`` gets ``first_id + k``), ``oov_id`` for values not
-    in it and ``pad_id`` for missing ones. Returns ``(ids, present)``, both
-    ``(rows, len(columns))``; ``present`` is False where a value is missing."""
+    in it and ``pad_id`` for missing ones. Returns
+    ``(ids, present)``, both ``(rows, len(columns))``; ``present`` is False where a value
+    is missing."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     n_rows = len(columns[0])
-    # One hash look-up over all the columns (an Arrow call per column cost 2 ms).
+    # One hash look-up over all the columns (an Arrow call per column cost 2 ms). Not
+    # found (and null) is -1, so with sklattn's ids (oov_id = first_id - 1) "+ first_id"
+    # is the whole mapping: no extra pass.
     found = pc.index_in(pa.chunked_array(columns, type=pa.large_string()), value_set=value_set)
-    found = np.concatenate(
+    ids = np.concatenate(
         [c.fill_null(-1).to_numpy(zero_copy_only=False) for c in found.chunks]
-    ).astype(np.int64).reshape(len(columns), n_rows).T
+    ).astype(np.int64).reshape(len(columns), n_rows).T + first_id
+    if oov_id != first_id - 1:
+        ids[ids == first_id - 1] = oov_id
     # Missing: null, or "" (a zero-length value: read off the offsets, no string compare).
     missing = np.empty((n_rows, len(columns)), dtype=bool)
     for j, column in enumerate(columns):
@@ -127,7 +134,7 @@ def lookup_strings(
         missing[:, j] = offsets[1:] == offsets[:-1]
         if column.null_count:
             missing[:, j] |= column.is_null().to_numpy(zero_copy_only=False)
-    ids = np.where(missing, pad_id, np.where(found < 0, oov_id, found + first_id))
+    ids[missing] = pad_id
     return ids, ~missing
 
 
