@@ -571,7 +571,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         """Fit, then encode X: the same output as ``fit(X).transform(X)``.
 
         String columns are hashed once: the ids come from the codes that counting the
-        values gave, instead of a second look-up (1.3-1.6x faster on string histories).
+        values gave, instead of a second look-up (1.3x faster on 200,000 rows of string
+        histories).
 
         Parameters
         ----------
