@@ -1,7 +1,8 @@
-"""Synthetic data with a known optimum and MovieLens loaders."""
+"""Synthetic data with a known optimum, MovieLens loaders and chunked Parquet reading."""
 
 from ..preprocessing import make_history_table
 from ._movielens import fetch_movielens, load_movielens
+from ._parquet import iter_parquet
 from ._reranking import make_reranking_lists
 from ._synthetic import (
     make_field_interactions,
@@ -13,6 +14,7 @@ from ._transitions import make_transition_sequences
 
 __all__ = [
     "fetch_movielens",
+    "iter_parquet",
     "load_movielens",
     "make_field_interactions",
     "make_history_table",

@@ -1,0 +1,96 @@
+"""Chunked Parquet reading, and the two partial_fit passes it feeds."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from sklattn import DINClassifier, SequenceEncoder
+from sklattn.datasets import iter_parquet, make_interest_sequences
+
+pytest.importorskip("pyarrow")
+SEQUENCES = {"hist_item": "item", "hist_cat": "cat"}
+
+
+def _log(n: int, seed: int) -> pd.DataFrame:
+    X, y = make_interest_sequences(n, n_items=60, n_categories=6, maxlen=8, random_state=seed)
+    X = X.drop(columns="user_activity")
+    for c in X.columns:  # string ids, as click logs usually hold them
+        if c.startswith(("hist_item", "hist_cat")) or c in ("item", "cat"):
+            X[c] = ("i" + X[c].astype("string")).astype(object).where(X[c].notna(), None)
+    return X.assign(label=y)
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    path = tmp_path_factory.mktemp("clicks")
+    log = _log(5000, 0).iloc[:3000]  # the rest is the test rows (same items and users)
+    for k, rows in enumerate(np.array_split(np.arange(len(log)), 3)):
+        log.iloc[rows].to_parquet(path / f"part-{k}.parquet", index=False)
+    return path, log
+
+
+def test_chunks_are_bounded_and_cover_every_row_in_order(folder):
+    path, log = folder
+    chunks = list(iter_parquet(path, batch_rows=400))
+    assert max(len(c) for c in chunks) <= 400
+    assert sum(len(c) for c in chunks) == len(log)
+    whole = pd.concat(chunks, ignore_index=True)
+    assert list(whole.columns) == list(log.columns)
+    assert whole["item"].tolist() == log["item"].tolist()
+    only = next(iter_parquet(path / "part-1.parquet", columns=["item", "label"]))
+    assert list(only.columns) == ["item", "label"]
+
+
+def test_two_passes_of_partial_fit_learn_from_parquet(folder):
+    path, log = folder
+    features = [c for c in log.columns if c != "label"]
+    encoder = SequenceEncoder(sequences=SEQUENCES)
+    for chunk in iter_parquet(path, batch_rows=500, columns=features):
+        encoder.partial_fit(chunk)
+    whole = SequenceEncoder(sequences=SEQUENCES).fit(log[features])
+    for vocab, values in whole.vocabularies_.items():
+        assert list(encoder.vocabularies_[vocab]) == list(values)
+    model = DINClassifier(embedding_dim=4, hidden_units=(16,), attention_units=(8,),
+                          activation="relu", batch_size=128, learning_rate=1e-2,
+                          random_state=0)
+    for _ in range(4):  # epochs: one pass over the chunks each
+        for chunk in iter_parquet(path, batch_rows=500):
+            model.partial_fit(encoder.transform(chunk[features]), chunk["label"],
+                              classes=[0, 1])
+    test = _log(5000, 0).iloc[3000:]
+    proba = model.predict_proba(encoder.transform(test[features]))[:, 1]
+    assert np.isfinite(proba).all()
+    assert roc_auc_score(test["label"], proba) > 0.6
+
+
+def test_a_list_column_reads_as_a_list_valued_sequence(tmp_path):
+    frame = pd.DataFrame({"hist": [["a", "b"], [], ["b"]], "item": ["b", "a", "c"]})
+    frame.to_parquet(tmp_path / "lists.parquet")
+    chunk = next(iter_parquet(tmp_path / "lists.parquet"))
+    out = SequenceEncoder(sequences={"hist": "item"}).fit_transform(chunk)
+    expected = SequenceEncoder(sequences={"hist": "item"}).fit_transform(frame)
+    pd.testing.assert_frame_equal(out, expected)
+
+
+def test_bad_files_are_errors_naming_them(tmp_path, folder):
+    path, log = folder
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    log.iloc[:10].to_parquet(bad / "a.parquet")
+    log.iloc[:10].drop(columns="cat").to_parquet(bad / "b.parquet")
+    with pytest.raises(ValueError, match=r"b\.parquet' lacks the columns \['cat'\]"):
+        list(iter_parquet(bad))
+    (bad / "b.parquet").write_bytes(b"not parquet at all")
+    with pytest.raises(ValueError, match=r"b\.parquet' is not a readable Parquet file"):
+        list(iter_parquet(bad))
+    log.iloc[:0].to_parquet(bad / "b.parquet")
+    with pytest.raises(ValueError, match=r"b\.parquet' holds no rows"):
+        list(iter_parquet(bad))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="No \\*.parquet file under the folder"):
+        list(iter_parquet(tmp_path / "empty"))
+    with pytest.raises(FileNotFoundError, match="none.parquet"):
+        list(iter_parquet(tmp_path / "none.parquet"))
+    with pytest.raises(ValueError, match="batch_rows"):
+        list(iter_parquet(path, batch_rows=0))
