@@ -86,3 +86,31 @@ def test_string_ids_of_an_int_vocabulary_convert_exactly():
         out = enc.transform(fit.astype("string[pyarrow]"))
     # "2" is 2 after an exact conversion, as on the object path: the same ids.
     pd.testing.assert_frame_equal(out, enc.transform(fit))
+
+
+def test_a_refit_encoder_looks_up_its_new_vocabulary():
+    rng = np.random.default_rng(0)
+
+    def frame(values):
+        return pd.DataFrame({
+            "hist_1": pd.Series(rng.choice(values, 3000), dtype="str"),
+            "item": pd.Series(rng.choice(values, 3000), dtype="str"),
+        })
+
+    first, second = frame(list("abcdef")), frame(list("defghij"))
+    enc = SequenceEncoder(sequences={"hist_": "item"})
+    enc.fit(first).transform(first)  # builds the look-up of the first vocabulary
+    fresh = SequenceEncoder(sequences={"hist_": "item"}).fit(second)
+    pd.testing.assert_frame_equal(enc.fit(second).transform(second), fresh.transform(second))
+    enc.partial_fit(first)  # continues from second: the look-up must follow again
+    both = SequenceEncoder(sequences={"hist_": "item"}).fit(pd.concat([second, first]))
+    pd.testing.assert_frame_equal(enc.transform(first), both.transform(first))
+
+
+def test_strings_arrow_cannot_hold_take_the_object_path():
+    values = pd.Series(["a", "\ud800", None], dtype=object)  # a lone surrogate
+    assert _columnar.string_columns(values) is None
+    out = SequenceEncoder(sequences={"hist_": "item"}).fit_transform(
+        pd.DataFrame({"hist_1": values, "item": pd.Series(["\ud800", "a", "a"], dtype=object)})
+    )
+    assert out["item"].tolist() == [3, 2, 2]

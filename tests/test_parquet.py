@@ -94,3 +94,30 @@ def test_bad_files_are_errors_naming_them(tmp_path, folder):
         list(iter_parquet(tmp_path / "none.parquet"))
     with pytest.raises(ValueError, match="batch_rows"):
         list(iter_parquet(path, batch_rows=0))
+
+
+def test_rows_are_numbered_across_chunks_and_hidden_files_skipped(folder, tmp_path):
+    path, log = folder
+    chunks = list(iter_parquet(path, batch_rows=700))
+    assert pd.concat(chunks).index.tolist() == list(range(len(log)))
+    copy = tmp_path / "copy"
+    (copy / "_temporary").mkdir(parents=True)
+    log.iloc[:5].to_parquet(copy / "part-0.parquet")
+    log.iloc[5:9].to_parquet(copy / "_temporary" / "part-1.parquet")
+    log.iloc[5:9].to_parquet(copy / ".part-2.parquet")
+    assert sum(len(c) for c in iter_parquet(copy)) == 5
+
+
+def test_a_partitioned_dataset_keeps_its_partition_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+    import pyarrow.parquet as pq
+
+    table = pa.table({"item": ["a", "b", "c", "d"], "day": [1, 1, 2, 2]})
+    pq.write_to_dataset(table, tmp_path / "hive", partition_cols=["day"])
+    dataset = ds.dataset(tmp_path / "hive", format="parquet", partitioning="hive")
+    frame = pd.concat(iter_parquet(dataset, batch_rows=1))
+    assert sorted(frame.columns) == ["day", "item"]
+    assert sorted(zip(frame["item"], frame["day"].astype(int), strict=True)) == [
+        ("a", 1), ("b", 1), ("c", 2), ("d", 2)
+    ]

@@ -127,3 +127,22 @@ def test_max_categories_keeps_the_most_frequent_values():
     assert set(out["item"]) == {OOV_ID, 2, 3}
     with pytest.raises(ValueError, match="max_categories"):
         SequenceEncoder(sequences={"hist_": "item"}, max_categories=0).fit(X)
+
+
+def test_a_chunk_that_raises_adds_nothing():
+    good = pd.DataFrame({"hist_1": ["a", "b", "b"], "item": ["c", "c", "a"], "x": [1.0, 2, 3]})
+    bad = good.assign(hist_1=["z", "z", "z"], x=[1.0, np.nan, 3])
+    params = dict(sequences={"hist_": "item"}, numeric_nan="error")
+    enc = SequenceEncoder(**params).partial_fit(good)
+    with pytest.raises(ValueError, match="NaN in numeric columns"):
+        enc.partial_fit(bad)
+    enc.partial_fit(good)
+    twice = SequenceEncoder(**params).fit(pd.concat([good, good]))
+    assert list(enc.vocabularies_["item"]) == list(twice.vocabularies_["item"])
+    np.testing.assert_allclose(enc.numeric_mean_, twice.numeric_mean_)
+    # A first chunk that raises leaves no roles behind: the next call starts over.
+    fresh = SequenceEncoder(**params)
+    with pytest.raises(ValueError, match="NaN in numeric columns"):
+        fresh.partial_fit(bad)
+    fresh.partial_fit(good.drop(columns="x"))
+    assert fresh.schema_.numeric == []

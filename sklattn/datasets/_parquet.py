@@ -13,15 +13,18 @@ def _files(source) -> list[Path]:
     if isinstance(source, (str, Path)):
         path = Path(source)
         if path.is_dir():
-            files = sorted(p for p in path.rglob("*.parquet") if p.is_file())
+            # As pyarrow.dataset: names starting with "_" or "." (_temporary/, .crc files)
+            # are not data.
+            files = sorted(
+                p for p in path.rglob("*.parquet") if p.is_file()
+                and not any(part.startswith(("_", ".")) for part in p.relative_to(path).parts)
+            )
             if not files:
                 raise ValueError(f"No *.parquet file under the folder {str(path)!r}.")
             return files
         if not path.exists():
             raise FileNotFoundError(f"No such Parquet file or folder: {str(path)!r}.")
         return [path]
-    if type(source).__module__.startswith("pyarrow") and hasattr(source, "files"):
-        return [Path(f) for f in source.files]  # a pyarrow.dataset.FileSystemDataset
     if isinstance(source, Sequence) and all(isinstance(p, (str, Path)) for p in source):
         if not source:
             raise ValueError("The list of Parquet files is empty.")
@@ -40,14 +43,17 @@ def iter_parquet(
     Memory stays bounded by one chunk whatever the size of the data: feed the chunks to
     ``SequenceEncoder.partial_fit`` (a first pass, for the vocabularies), then encode
     each chunk and feed it to a model's ``partial_fit`` (one epoch per pass). String
-    columns arrive in Arrow-backed form, which the encoder counts without Python
-    objects; a Parquet list column is read as a list-valued sequence.
+    columns arrive as pandas' Arrow-backed strings (pandas 3; object strings on pandas
+    2), which the encoder counts on its columnar path; a Parquet list column is read as
+    a list-valued sequence. Rows are numbered across the whole source.
 
     Parameters
     ----------
     source : str, pathlib.Path, list of paths or pyarrow.dataset.Dataset
-        A Parquet file, a folder (every ``*.parquet`` file under it, in path order), a
-        list of files or folders, or a file-based ``pyarrow.dataset.Dataset``.
+        A Parquet file, a folder (every ``*.parquet`` file under it, sorted by path, so
+        zero-pad numbered names; names starting with ``_`` or ``.`` are skipped, as
+        pyarrow does), a list of files or folders, or a ``pyarrow.dataset.Dataset`` of
+        Parquet files (read fragment by fragment, partition columns included).
     batch_rows : int, default=65536
         Most rows per chunk (a chunk never spans two files).
     columns : list of str, default=None
@@ -79,32 +85,64 @@ def iter_parquet(
         raise ValueError(f"batch_rows must be a positive integer; got {batch_rows!r}.")
     try:
         import pyarrow as pa
+        import pyarrow.dataset as ds
         import pyarrow.parquet as pq
     except ImportError as error:  # pragma: no cover - pyarrow is in the arrow extra
         raise ImportError(
             "Reading Parquet needs pyarrow: pip install 'sklattn[arrow]'."
         ) from error
-    expected = list(columns) if columns is not None else None
-    for path in _files(source):
+    dataset = source if hasattr(source, "get_fragments") else None
+    if dataset is not None:  # a pyarrow.dataset.Dataset: its fragments, its filesystem
+        units = [(fragment.path, fragment) for fragment in dataset.get_fragments()]
+        partitioning = getattr(dataset, "partitioning", None)
+        partition_columns = list(partitioning.schema.names) if partitioning is not None else []
+        expected = list(columns) if columns is not None else list(dataset.schema.names)
+        if not units:
+            raise ValueError("The pyarrow dataset holds no files.")
+    else:
+        units = [(str(path), None) for path in _files(source)]
+        partition_columns = []
+        expected = list(columns) if columns is not None else None
+    first, start = None, 0
+    for path, fragment in units:
+        parquet = None
         try:
-            parquet = pq.ParquetFile(path)
+            if fragment is None:
+                parquet = pq.ParquetFile(path)
+                names, n_rows = parquet.schema_arrow.names, parquet.metadata.num_rows
+            else:
+                names = [*fragment.physical_schema.names, *partition_columns]
+                n_rows = fragment.count_rows()
         except (pa.ArrowException, OSError) as error:
-            raise ValueError(f"{str(path)!r} is not a readable Parquet file: {error}") from None
-        names = parquet.schema_arrow.names
-        if expected is None:
-            expected, first = list(names), path
-        missing = [c for c in expected if c not in names]
-        extra = [c for c in names if c not in expected] if columns is None else []
-        if missing or extra:
-            raise ValueError(
-                f"The Parquet file {str(path)!r} lacks the columns {missing}"
-                + (f" and has columns {extra} that {str(first)!r} has not" if extra else "")
-                + "."
-            )
-        if parquet.metadata.num_rows == 0:
-            raise ValueError(f"The Parquet file {str(path)!r} holds no rows.")
+            raise ValueError(f"{path!r} is not a readable Parquet file: {error}") from None
         try:
-            for batch in parquet.iter_batches(batch_size=int(batch_rows), columns=expected):
-                yield batch.to_pandas()
+            if expected is None:
+                expected = list(names)
+            first = first or path
+            missing = [c for c in expected if c not in names]
+            extra = [c for c in names if c not in expected] if columns is None else []
+            if missing or extra:
+                raise ValueError(
+                    f"The Parquet file {path!r} lacks the columns {missing}"
+                    + (f" and has columns {extra} that {first!r} has not" if extra else "")
+                    + "."
+                )
+            if n_rows == 0:
+                raise ValueError(f"The Parquet file {path!r} holds no rows.")
+            if fragment is None:
+                batches = parquet.iter_batches(batch_size=int(batch_rows), columns=expected)
+            else:
+                batches = ds.Scanner.from_fragment(
+                    fragment, schema=dataset.schema, columns=expected, batch_size=int(batch_rows)
+                ).to_batches()
+            for batch in batches:
+                frame = batch.to_pandas()
+                # Rows numbered across the whole source, not from 0 in every chunk.
+                frame.index = pd.RangeIndex(start, start + len(frame))
+                start += len(frame)
+                yield frame
         except (pa.ArrowException, OSError) as error:
-            raise ValueError(f"Reading the Parquet file {str(path)!r} failed: {error}") from None
+            raise ValueError(f"Reading the Parquet file {path!r} failed: {error}") from None
+        finally:
+            if parquet is not None:
+                parquet.close()

@@ -56,7 +56,10 @@ def string_columns(frame: pd.DataFrame | pd.Series) -> list | None:
             # turn into str, so they stay on the object path with every other type.
             if pd.api.types.infer_dtype(values, skipna=True) not in ("string", "empty"):
                 return None
-            array = pa.array(values, type=pa.large_string(), from_pandas=True)
+            try:
+                array = pa.array(values, type=pa.large_string(), from_pandas=True)
+            except (pa.ArrowException, UnicodeEncodeError):  # e.g. a lone surrogate
+                return None
         else:
             return None
         if isinstance(array, pa.ChunkedArray):

@@ -631,13 +631,13 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         ['a', 'b', 'c']
         """
         first = "_running" not in self.__dict__
-        if first:
-            if hasattr(self, "vocabularies_"):
-                raise ValueError(
-                    "This SequenceEncoder was fitted by an earlier sklattn without the counts "
-                    "partial_fit continues from; call fit (or partial_fit on a fresh encoder)."
-                )
-            self._validate_params()
+        if first and hasattr(self, "vocabularies_"):
+            raise ValueError(
+                "This SequenceEncoder has no running counts to continue from (fitted by an "
+                "earlier sklattn, or its last fit failed); call fit, or partial_fit on a "
+                "fresh encoder."
+            )
+        self._validate_params()
         X = self._check_frame(X)
         if not first:
             missing = [c for c in self.feature_names_in_ if c not in set(X.columns)]
@@ -654,7 +654,12 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             raise ValueError("SequenceEncoder needs at least one row to fit; got an empty X.")
         if first:
             self._learn_roles(X)
-        self._accumulate(X)
+        try:
+            self._accumulate(X)
+        except Exception:
+            if first:  # no chunk learned: the next partial_fit starts over
+                self.__dict__.pop("_running", None)
+            raise
         self._finish(warn=warn)
         return self
 
@@ -746,28 +751,29 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         }
 
     def _accumulate(self, X: pd.DataFrame) -> None:
-        """Add X's value counts, sequence widths and numeric moments to the running totals."""
+        """Add X's value counts, sequence widths and numeric moments to the running totals.
+
+        Everything is read and checked before anything is added: a chunk that raises
+        leaves the totals as they were.
+        """
         running = self._running
         sequences = dict(self.sequences or {})
-        index: dict[str, int] = {}
+        keep = self.__dict__.get("_fit_codes")  # a dict inside fit_transform
+        counted = []
         for part, vocab in [*sequences.items(), *((c, c) for c in self._categorical_in)]:
-            keep = self.__dict__.get("_fit_codes")  # a dict inside fit_transform
             values, counts, codes = _count_values(
                 self._raw_sequence(X, part) if part in sequences else X[part],
                 keep_codes=keep is not None,
             )
+            counted.append((vocab, values, counts))
             if codes is not None:
                 keep[part] = (codes, values)
-            k = index[vocab] = index.get(vocab, -1) + 1
-            parts = running["parts"][vocab]
-            if k == len(parts):
-                parts.append((values, counts))
-            else:  # counts of values already seen add up; new values go last, in order
-                parts[k] = _merge_counts([parts[k], (values, counts)])
-        for name in sequences:
-            width = (self._raw_sequence(X, name).shape[1] if self._list_valued[name]
-                     else len(self.sequence_columns_in_[name]))
-            running["widths"][name] = max(width, running["widths"].get(name, 0))
+        widths = {
+            name: (self._raw_sequence(X, name).shape[1] if self._list_valued[name]
+                   else len(self.sequence_columns_in_[name]))
+            for name in sequences
+        }
+        moments = running["moments"]
         if self._numeric_in:
             try:
                 values = X[self._numeric_in].to_numpy(dtype=np.float64, na_value=np.nan)
@@ -785,13 +791,25 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             with np.errstate(all="ignore"):
                 mean_new = np.where(n_new > 0, np.nansum(values, axis=0) / n_new, 0.0)
                 m2_new = np.nansum((values - mean_new) ** 2, axis=0)
-                n, mean, m2 = running["moments"]
+                n, mean, m2 = moments
                 total = n + n_new
                 delta = mean_new - mean
                 # Chan et al.'s pairwise update: exact moments of the union of chunks.
                 share = np.where(total > 0, n_new / total, 0.0)
-                running["moments"] = [total, mean + delta * share,
-                                      m2 + m2_new + delta**2 * n * share]
+                moments = [total, mean + delta * share, m2 + m2_new + delta**2 * n * share]
+        # Checked: now add. Each vocabulary's parts in order (its sequences, then its
+        # column); counts of values already seen add up, new values go last, in order.
+        index: dict[str, int] = {}
+        for vocab, values, counts in counted:
+            k = index[vocab] = index.get(vocab, -1) + 1
+            parts = running["parts"][vocab]
+            if k == len(parts):
+                parts.append((values, counts))
+            else:
+                parts[k] = _merge_counts([parts[k], (values, counts)])
+        for name, width in widths.items():
+            running["widths"][name] = max(width, running["widths"].get(name, 0))
+        running["moments"] = moments
 
     def _finish(self, *, warn: bool) -> None:
         """Vocabularies, widths, numeric statistics and the schema from the running totals."""
@@ -832,7 +850,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
                     f"SequenceEncoder: numeric columns {empty} hold no value at fit (all "
                     "missing); they are encoded as constants. Drop them, or name them in "
                     "'categorical' if they hold ids that fit did not see.",
-                    UserWarning, stacklevel=3,
+                    UserWarning, stacklevel=4,
                 )
             with np.errstate(all="ignore"):
                 std = np.sqrt(m2 / n)
@@ -1073,6 +1091,7 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             for v, vals in self.vocabularies_.items()
         }
         self._labels = VocabularyLabels(self.vocabularies_)
+        self.__dict__.pop("_arrow_sets", None)  # built again from these vocabularies
 
     def __getstate__(self):
         # Only plain Python and numpy values: pickle, joblib and skops (which refuses
