@@ -1085,11 +1085,14 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
     def _build_lookups(self) -> None:
         """Look-up structures derived from ``vocabularies_`` (rebuilt on unpickling, so
         that the persisted state is plain arrays: see ``__getstate__``)."""
-        self._indexes = {v: pd.Index(vals, dtype=object) for v, vals in self.vocabularies_.items()}
-        self._maps = {
-            v: {**{value: k + FIRST_ID for k, value in enumerate(vals)}, "": PAD_ID}
-            for v, vals in self.vocabularies_.items()
-        }
+        # Built per vocabulary on first use: partial_fit rebuilds the vocabularies after
+        # every chunk, and rebuilding these too halved its speed (148k against 288k rows/s
+        # over 40 chunks that add 2 million users).
+        self._indexes = _Lazy(self.vocabularies_, lambda vals: pd.Index(vals, dtype=object))
+        self._maps = _Lazy(
+            self.vocabularies_,
+            lambda vals: {**{value: k + FIRST_ID for k, value in enumerate(vals)}, "": PAD_ID},
+        )
         self._labels = VocabularyLabels(self.vocabularies_)
         self.__dict__.pop("_arrow_sets", None)  # built again from these vocabularies
 
@@ -1497,6 +1500,24 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         if nan.any():
             values = np.where(nan, self._fill, values)
         return values.astype(np.float32)
+
+
+class _Lazy(Mapping):
+    """``build(vocabularies[v])`` for each vocabulary ``v``, built on first access."""
+
+    def __init__(self, vocabularies: Mapping, build) -> None:
+        self._vocabularies, self._build, self._built = vocabularies, build, {}
+
+    def __getitem__(self, vocab: str):
+        if vocab not in self._built:
+            self._built[vocab] = self._build(self._vocabularies[vocab])
+        return self._built[vocab]
+
+    def __iter__(self):
+        return iter(self._vocabularies)
+
+    def __len__(self) -> int:
+        return len(self._vocabularies)
 
 
 def _count_values(part: pd.DataFrame | pd.Series, *, keep_codes: bool = False) -> tuple:
