@@ -26,6 +26,7 @@ from ._backend import TF_BACKEND, keras, tf
 from ._compat import fill_new_parameters
 from ._data import as_frame, resolve_schema, to_arrays
 from ._schema import Schema
+from .datasets._stream import as_stream
 
 try:  # TensorFlow's eager context: see _reseed_tensorflow
     from tensorflow.python.eager import context as tf_context
@@ -422,6 +423,11 @@ class BaseKerasEstimator(BaseEstimator):
         """
         self._validate_params()
         reset = not (self.warm_start and hasattr(self, "model_"))
+        stream = as_stream(X, y)
+        if stream is not None:
+            from ._streaming import fit_stream
+
+            return fit_stream(self, stream, sample_weight, epochs=self.epochs, reset=reset)
         return self._fit(X, y, sample_weight, epochs=self.epochs, reset=reset)
 
     def partial_fit(self, X, y=None, sample_weight=None):
@@ -447,6 +453,12 @@ class BaseKerasEstimator(BaseEstimator):
         reset = not hasattr(self, "model_")
         if reset:
             self._validate_params()
+        stream = as_stream(X, y)
+        if stream is not None:
+            from ._streaming import fit_stream
+
+            return fit_stream(self, stream, sample_weight, epochs=1, reset=reset,
+                              classes=classes, validate=False)
         return self._fit(
             X, y, sample_weight, epochs=1, reset=reset, classes=classes, validate=False
         )
@@ -459,6 +471,8 @@ class BaseKerasEstimator(BaseEstimator):
             )
         if reset:
             self._n_fit_calls = 0
+            for name in ("_stream_label", "_stream_weight", "_stream_rows_held"):
+                self.__dict__.pop(name, None)
             self.schema_ = resolve_schema(self, X)
         ids, floats = to_arrays(self, X, reset=reset, training=True)
         n_samples = len(ids if ids is not None else floats)
@@ -484,6 +498,10 @@ class BaseKerasEstimator(BaseEstimator):
                 self._set_data_statistics(ids, targets, weights)
             self._n_fit_calls += 1
             history = self._keras_fit(ids, floats, targets, weights, epochs, validate)
+        self._record_history(history, reset=reset)
+
+    def _record_history(self, history, *, reset: bool) -> None:
+        """``history_`` and ``n_iter_`` of a Keras fit; the inference function traced."""
         self.history_ = {k: [float(v) for v in vals] for k, vals in history.history.items()}
         losses = self.history_.get("loss", [])
         if losses and not np.isfinite(losses[-1]):
@@ -647,8 +665,17 @@ class BaseKerasEstimator(BaseEstimator):
         self._predict_fn = built.predict_fn
         return True
 
-    def _set_frequencies(self, ids) -> None:
-        """Give embedding tables with a mini-batch aware penalty their id counts."""
+    def _set_frequencies(self, ids, counts: Mapping | None = None) -> None:
+        """Give embedding tables with a mini-batch aware penalty their id counts: of
+        ``ids``, or ``counts`` (vocabulary -> counts, from a pass over a stream)."""
+        if counts is not None:
+            for vocab, table in self._tables.items():
+                if table.l2 and vocab in counts:
+                    n = np.zeros(table.input_dim, np.float32)
+                    c = counts[vocab][: table.input_dim]
+                    n[: len(c)] = c
+                    table.set_frequencies(n)
+            return
         if ids is None:
             return
         for vocab, table in self._tables.items():
@@ -695,6 +722,11 @@ class BaseKerasEstimator(BaseEstimator):
     def _run_chunks(self, X, fn) -> list[np.ndarray]:
         """Apply ``fn(ids, floats)`` to bounded chunks of X."""
         check_is_fitted(self, "model_")
+        if as_stream(X) is not None:
+            raise TypeError(
+                f"This method of {type(self).__name__} takes a DataFrame, not a stream; "
+                "predict_proba, decision_function and predict read streams chunk by chunk."
+            )
         X = as_frame(X)
         if not isinstance(X, pd.DataFrame) and not hasattr(X, "shape"):
             X = np.asarray(X)
@@ -846,7 +878,13 @@ class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
         if sample_weight is None and self.class_weight is None:
             return None
         weights = _check_sample_weight(sample_weight, targets, dtype=np.float64)
-        if self.class_weight is not None:
+        rows = self.__dict__.get("_stream_class_rows")
+        if self.class_weight == "balanced" and rows is not None:
+            # A chunk of a stream: balanced over every row the stream holds.
+            total = sum(rows.values())
+            per_class = {t: total / (len(rows) * n) for t, n in rows.items()}
+            weights = weights * compute_sample_weight(per_class, targets)
+        elif self.class_weight is not None:
             weights = weights * compute_sample_weight(self.class_weight, targets)
         return weights.astype(np.float32)
 
@@ -863,11 +901,18 @@ class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        def score(ids, floats):
-            args = [a for a in (ids, floats) if a is not None]
-            return np.asarray(self._predict_fn(*args)).reshape(-1)
+        stream = as_stream(X)
+        if stream is not None:
+            from ._streaming import stream_outputs
 
-        logits = np.concatenate(self._run_chunks(X, score)).astype(np.float64)
+            return stream_outputs(self, stream, self._chunk_logits, np.empty(0))
+        logits = np.concatenate(self._run_chunks(X, self._chunk_logits))
+        return logits
+
+    def _chunk_logits(self, ids, floats) -> np.ndarray:
+        """Logits (float64) of one chunk's id and numeric matrices."""
+        args = [a for a in (ids, floats) if a is not None]
+        logits = np.asarray(self._predict_fn(*args)).reshape(-1).astype(np.float64)
         if not np.isfinite(logits).all():
             raise FloatingPointError(
                 f"{type(self).__name__} produced non-finite scores; the model has diverged."
@@ -886,8 +931,10 @@ class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
         -------
         ndarray of shape (n_samples, 2)
         """
-        p = 1.0 / (1.0 + np.exp(-self.decision_function(X)))
-        return np.column_stack([1.0 - p, p])
+        logits = self.decision_function(X)
+        if not isinstance(logits, np.ndarray):  # a stream: one array per chunk
+            return (_probabilities(z) for z in logits)
+        return _probabilities(logits)
 
     def predict(self, X) -> np.ndarray:
         """Predicted label of each row (``classes_[1]`` when its probability > 0.5).
@@ -901,10 +948,17 @@ class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
         -------
         ndarray of shape (n_samples,)
         """
-        positive = self.decision_function(X) > 0  # checks that the model is fitted
-        return self.classes_[positive.astype(int)]
+        logits = self.decision_function(X)  # checks that the model is fitted
+        if not isinstance(logits, np.ndarray):  # a stream: one array per chunk
+            return (self.classes_[(z > 0).astype(int)] for z in logits)
+        return self.classes_[(logits > 0).astype(int)]
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.classifier_tags.multi_class = False
         return tags
+
+
+def _probabilities(logits: np.ndarray) -> np.ndarray:
+    p = 1.0 / (1.0 + np.exp(-logits))
+    return np.column_stack([1.0 - p, p])

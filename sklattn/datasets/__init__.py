@@ -4,6 +4,7 @@ from ..preprocessing import make_history_table
 from ._movielens import fetch_movielens, load_movielens
 from ._parquet import iter_parquet
 from ._reranking import make_reranking_lists
+from ._stream import DataStream
 from ._synthetic import (
     make_field_interactions,
     make_interest_sequences,
@@ -13,6 +14,7 @@ from ._synthetic import (
 from ._transitions import make_transition_sequences
 
 __all__ = [
+    "DataStream",
     "fetch_movielens",
     "iter_parquet",
     "load_movielens",

@@ -336,7 +336,7 @@ def time_gap_ids(
     return ids, int(negative.sum())
 
 
-class SequenceEncoder(TransformerMixin, BaseEstimator):
+class SequenceEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=None):
     """Encode behaviour sequences and categorical columns as padded integer ids.
 
     The encoder turns a pandas DataFrame of raw click or rating logs into the
@@ -547,25 +547,94 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self.rank = rank
 
     # ------------------------------------------------------------------ fit
+    def set_output(self, *, transform: str | None = None) -> SequenceEncoder:
+        """Choose the container of ``transform``'s output.
+
+        The encoder builds its output itself (so that its schema rides on it), rather
+        than through scikit-learn's wrapper, which cannot wrap the stream that
+        ``transform`` returns for a stream.
+
+        Parameters
+        ----------
+        transform : {"default", "pandas", "polars"} or None, default=None
+            ``"default"`` and ``"pandas"``: a pandas DataFrame; ``"polars"``: a polars
+            DataFrame; None: unchanged.
+
+        Returns
+        -------
+        self : SequenceEncoder
+            The encoder.
+        """
+        if transform is None:
+            return self
+        if transform not in ("default", "pandas", "polars"):
+            raise ValueError(
+                f"set_output(transform=...) must be 'default', 'pandas' or 'polars'; got "
+                f"{transform!r}."
+            )
+        self._sklearn_output_config = {"transform": transform}
+        return self
+
     def fit(self, X: pd.DataFrame, y: object = None) -> SequenceEncoder:
         """Learn vocabularies, sequence layouts and numeric statistics.
 
         Parameters
         ----------
-        X : pandas.DataFrame
-            Raw rows, one column per feature.
-        y : ignored
-            Present for API consistency.
+        X : pandas.DataFrame or stream
+            Raw rows, one column per feature; or a stream (a Parquet folder, a
+            :class:`~sklattn.datasets.DataStream`...), read once, chunk by chunk.
+        y : None or str
+            Not used with a DataFrame. With a stream, the name of its label column,
+            which is never encoded and which ``transform`` passes through.
 
         Returns
         -------
         self : SequenceEncoder
             The fitted encoder.
         """
+        from ..datasets._stream import as_stream
+
         self._validate_params()
+        stream = as_stream(X, y)
+        if stream is not None:
+            return self._fit_stream(stream)
         X = self._check_frame(X)
         self.__dict__.pop("_running", None)
+        self.__dict__.pop("_stream_label", None)
+        self.__dict__.pop("_stream_weight", None)
         return self._partial_fit(X, first=True, warn=True)
+
+    def _fit_stream(self, stream) -> SequenceEncoder:
+        """One pass over a stream: every chunk's counts, then the vocabularies once."""
+        from ..datasets._stream import annotate, split_label
+
+        self.__dict__.pop("_running", None)
+        first = True
+        progress = _progress(stream)
+        try:
+            for _, origin, chunk in stream.read(skip_empty=True):
+                features, _, _ = split_label(chunk, stream.label, stream.weight)
+                try:
+                    X = self._check_frame(features)
+                    if not first:
+                        self._check_chunk_columns(X)
+                    self._partial_fit(X, first=first, warn=False, finish=False)
+                except (ValueError, TypeError) as error:
+                    raise annotate(origin, error) from error
+                first = False
+                if progress is not None:
+                    progress.add(len(X))
+        except BaseException:
+            self.__dict__.pop("_running", None)
+            raise
+        if progress is not None:
+            progress.close()
+        if first:
+            raise ValueError(f"{stream!r} holds no rows.")
+        self._finish(warn=True)
+        # Passed through by transform on a stream, never encoded.
+        self._stream_label, self._stream_weight = stream.label, stream.weight
+        return self
 
     def fit_transform(self, X: pd.DataFrame, y: object = None, **fit_params) -> pd.DataFrame:
         """Fit, then encode X: the same output as ``fit(X).transform(X)``.
@@ -576,18 +645,23 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : pandas.DataFrame
-            Raw rows, one column per feature.
-        y : ignored
-            Present for API consistency.
+        X : pandas.DataFrame or stream
+            Raw rows, one column per feature; or a stream (see :meth:`fit`).
+        y : None or str
+            As in :meth:`fit`.
         **fit_params : dict
             Not used; scikit-learn's signature.
 
         Returns
         -------
-        pandas.DataFrame
+        pandas.DataFrame or DataStream
             As :meth:`transform`.
         """
+        from ..datasets._stream import as_stream
+
+        stream = as_stream(X, y)
+        if stream is not None:
+            return self.fit(stream).transform(stream)
         self.__dict__["_fit_codes"] = {}
         try:
             return self.fit(X, y).transform(X)
@@ -640,16 +714,21 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         self._validate_params()
         X = self._check_frame(X)
         if not first:
-            missing = [c for c in self.feature_names_in_ if c not in set(X.columns)]
-            extra = [c for c in X.columns if c not in set(self.feature_names_in_)]
-            if missing or extra:
-                raise ValueError(
-                    f"partial_fit: this chunk's columns differ from the first chunk's "
-                    f"(missing {missing}, not seen before {extra})."
-                )
+            self._check_chunk_columns(X)
         return self._partial_fit(X, first=first, warn=False)
 
-    def _partial_fit(self, X: pd.DataFrame, *, first: bool, warn: bool) -> SequenceEncoder:
+    def _check_chunk_columns(self, X: pd.DataFrame) -> None:
+        missing = [c for c in self.feature_names_in_ if c not in set(X.columns)]
+        extra = [c for c in X.columns if c not in set(self.feature_names_in_)]
+        if missing or extra:
+            raise ValueError(
+                f"this chunk's columns differ from the first chunk's "
+                f"(missing {missing}, not seen before {extra})."
+            )
+
+    def _partial_fit(
+        self, X: pd.DataFrame, *, first: bool, warn: bool, finish: bool = True
+    ) -> SequenceEncoder:
         if len(X) == 0:
             raise ValueError("SequenceEncoder needs at least one row to fit; got an empty X.")
         if first:
@@ -660,7 +739,8 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
             if first:  # no chunk learned: the next partial_fit starts over
                 self.__dict__.pop("_running", None)
             raise
-        self._finish(warn=warn)
+        if finish:
+            self._finish(warn=warn)
         return self
 
     def _learn_roles(self, X: pd.DataFrame) -> None:
@@ -1122,17 +1202,27 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : pandas.DataFrame
+        X : pandas.DataFrame or stream
             Rows with the columns seen in ``fit`` (candidate columns of
-            sequences and columns listed in ``drop`` may be absent).
+            sequences and columns listed in ``drop`` may be absent); or a stream
+            (see :class:`~sklattn.datasets.DataStream`).
 
         Returns
         -------
-        pandas.DataFrame
+        pandas.DataFrame or DataStream
             Integer id columns (sequences, then categorical columns) and float
-            numeric columns, with the schema in ``attrs["sklattn_schema"]``.
+            numeric columns, with the schema in ``attrs["sklattn_schema"]``. For a
+            stream, a stream that encodes each chunk when it is read, its label and
+            weight columns passed through.
         """
+        from ..datasets._stream import as_stream
+
         check_is_fitted(self, "schema_")
+        stream = as_stream(X)
+        if stream is not None:
+            label = stream.label or self.__dict__.get("_stream_label")
+            weight = stream.weight or self.__dict__.get("_stream_weight")
+            return stream.map(_StreamChunk(self, label, weight))
         X = self._check_frame(X)
         if len(X) == 0:
             raise ValueError(
@@ -1500,6 +1590,36 @@ class SequenceEncoder(TransformerMixin, BaseEstimator):
         if nan.any():
             values = np.where(nan, self._fill, values)
         return values.astype(np.float32)
+
+
+class _StreamChunk:
+    """Encodes one chunk of a stream, passing its label column through."""
+
+    def __init__(self, encoder: SequenceEncoder, label: str | None, weight: str | None) -> None:
+        self.encoder, self.label, self.weight = encoder, label, weight
+
+    def __call__(self, chunk: pd.DataFrame) -> pd.DataFrame:
+        from ..datasets._stream import split_label
+
+        if len(chunk) == 0:
+            return chunk  # skipped by fit; an empty output of prediction
+        weight = self.weight if self.weight in chunk.columns else None
+        features, labels, weights = split_label(chunk, self.label, weight)
+        out = to_pandas(self.encoder.transform(features))
+        if labels is not None:
+            out[self.label] = labels
+        if weights is not None:
+            out[self.weight] = weights
+        return out
+
+
+def _progress(stream):
+    """A progress bar of rows for one pass over ``stream``, or None."""
+    if not stream.progress:
+        return None
+    from ..datasets._stream import RowProgress
+
+    return RowProgress(stream.n_rows)
 
 
 class _Lazy(Mapping):

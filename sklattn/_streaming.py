@@ -1,0 +1,484 @@
+"""Training and prediction on a :class:`~sklattn.datasets.DataStream`, in bounded memory.
+
+``BaseKerasEstimator.fit`` hands a stream here. One pass counts what a fit in memory
+takes from the whole data (rows, labels, vocabulary sizes, id counts, a sample for the
+model's statistics hooks); the model is built from it; then each epoch reads the stream
+again, fills the shuffle buffer with converted rows and feeds Keras batches through a
+prefetching ``tf.data`` pipeline. Prediction yields one array per chunk.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import pandas as pd
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted
+
+from ._backend import keras, tf
+from ._data import as_frame, resolve_schema, to_arrays
+from ._schema import Schema
+from .datasets._stream import DataStream, RowProgress, annotate, split_label
+
+#: Rows kept for the statistics a model takes from its training data
+#: (``_set_data_statistics``): a uniform sample, all rows of a smaller stream.
+STATISTICS_SAMPLE = 1 << 19
+
+
+@dataclass
+class _Counts:
+    """What one pass over a stream learns (see :func:`_count_stream`)."""
+
+    rows: dict = field(default_factory=dict)  # part -> rows
+    labels: dict = field(default_factory=dict)  # raw label -> rows
+    ids: dict = field(default_factory=dict)  # vocabulary -> id counts
+    sample: list = field(default_factory=list)  # (keys, index, ids, floats, labels, weights)
+    first: tuple | None = None  # (features, labels, weights) of the first chunk
+    n_rows: int = 0
+
+
+def _merge_schema(schema: Schema, other: Schema) -> Schema | None:
+    """``schema`` with the larger vocabulary sizes of ``other`` (roles from parameters,
+    counted chunk by chunk), or None when nothing grew."""
+    sizes = {
+        v: max(n, other.vocabulary_sizes.get(v, n)) for v, n in schema.vocabulary_sizes.items()
+    }
+    if sizes == dict(schema.vocabulary_sizes):
+        return None
+    return replace(schema, vocabulary_sizes=sizes)
+
+
+def _chunk_arrays(estimator, features: pd.DataFrame, *, fresh: bool, first: bool):
+    """The id and numeric matrices of one chunk (a fresh fit's first chunk decides the
+    schema; roles from parameters grow their vocabularies chunk by chunk)."""
+    if fresh and first:
+        estimator.schema_ = resolve_schema(estimator, features)
+        return to_arrays(estimator, features, reset=True, training=True)
+    if fresh and (estimator.sequences is not None or estimator.categorical is not None):
+        grown = _merge_schema(estimator.schema_, resolve_schema(estimator, features))
+        if grown is not None:
+            expected = list(estimator.feature_names_in_)
+            if set(map(str, features.columns)) != set(expected):
+                return to_arrays(estimator, features, training=True)  # the columns' error
+            features = features[expected]
+            estimator.schema_ = grown
+            return to_arrays(estimator, features, reset=True, training=True)
+    return to_arrays(estimator, features, training=True)
+
+
+def _count_stream(estimator, stream: DataStream, weight_column, *, fresh: bool,
+                  label_required: bool, seed, sample: bool) -> _Counts:
+    counts = _Counts()
+    rng = np.random.default_rng(seed)
+    progress = RowProgress(stream.n_rows) if stream.progress or estimator.verbose else None
+    held = 0
+    for part, origin, chunk in stream.read(skip_empty=True):
+        try:
+            features, labels, weights = split_label(
+                chunk, stream.label, weight_column, required=label_required
+            )
+            features = as_frame(features)
+            ids, floats = _chunk_arrays(estimator, features, fresh=fresh,
+                                        first=counts.first is None)
+            if labels is not None:
+                labels = np.array(labels)  # a copy: a view would hold the whole chunk
+                check_classification_targets(labels)
+                values, k = np.unique(labels, return_counts=True)
+            if weights is not None:
+                _check_weights(weights, weight_column)
+        except (ValueError, TypeError) as error:
+            raise annotate(origin, error) from error
+        n = len(features)
+        if counts.first is None:
+            counts.first = (features, labels, weights)
+        counts.rows[part] = counts.rows.get(part, 0) + n
+        if labels is not None:
+            for value, c in zip(values.tolist(), k.tolist(), strict=True):
+                counts.labels[value] = counts.labels.get(value, 0) + c
+            if len(counts.labels) > 2:
+                raise ValueError(
+                    f"{type(estimator).__name__} predicts click / no click, but the label "
+                    f"column {stream.label!r} holds more than 2 values "
+                    f"({sorted(map(repr, counts.labels))[:5]}...); in {origin}."
+                )
+        if ids is not None:
+            schema = estimator.schema_
+            for vocab in schema.vocabulary_sizes:
+                columns = schema.vocabulary_positions(vocab)
+                if not len(columns):
+                    continue
+                add = np.bincount(ids[:, columns].ravel(), minlength=schema.vocabulary_sizes[vocab])
+                total = counts.ids.get(vocab)
+                if total is not None and len(total) < len(add):
+                    total = np.concatenate([total, np.zeros(len(add) - len(total), np.int64)])
+                counts.ids[vocab] = add if total is None else total + add
+        if sample:
+            # A uniform sample: the rows with the smallest random keys, in stream order.
+            counts.sample.append((rng.random(n), ids, floats, labels, weights))
+            held += n
+            if held > STATISTICS_SAMPLE + stream.chunk_rows:
+                counts.sample = [_trim_sample(counts.sample)]
+                held = len(counts.sample[0][0])
+        counts.n_rows += n
+        if progress is not None:
+            progress.add(n)
+    if progress is not None:
+        progress.close()
+    if counts.first is None:
+        raise ValueError(f"{stream!r} holds no rows.")
+    if sample:
+        counts.sample = [_trim_sample(counts.sample)]
+    return counts
+
+
+def _check_weights(weights: np.ndarray, column: str) -> None:
+    if not (np.isfinite(weights).all() and (weights >= 0).all()):
+        raise ValueError(f"The weight column {column!r} holds negative, NaN or infinite values.")
+
+
+def _trim_sample(pieces: list) -> tuple:
+    """The ``STATISTICS_SAMPLE`` rows of ``pieces`` with the smallest keys, in stream order."""
+    joined = [
+        None if any(p[j] is None for p in pieces) else np.concatenate([p[j] for p in pieces])
+        for j in range(5)
+    ]
+    keys = joined[0]
+    if len(keys) > STATISTICS_SAMPLE:
+        keep = np.sort(np.argpartition(keys, STATISTICS_SAMPLE)[:STATISTICS_SAMPLE])
+        joined = [None if a is None else a[keep] for a in joined]
+    return tuple(joined)
+
+
+def _split_parts(estimator, stream: DataStream, parts: list, validate: bool):
+    """Training and held-out parts (``validation_fraction`` of the parts, seeded)."""
+    fraction = estimator.validation_fraction if validate else None
+    if fraction is None:
+        return parts, []
+    if len(parts) < 2:
+        raise ValueError(
+            f"validation_fraction={fraction} holds out whole parts of a stream (Parquet row "
+            f"groups, list items or chunks), but {stream!r} has only one. Write it in several "
+            "files or smaller row groups (row_group_size), or set validation_fraction=None."
+        )
+    n_val = min(len(parts) - 1, max(1, round(fraction * len(parts))))
+    order = np.random.default_rng(estimator._seed()).permutation(len(parts))
+    held = set(order[:n_val].tolist())
+    return (
+        [p for i, p in enumerate(parts) if i not in held],
+        [p for i, p in enumerate(parts) if i in held],
+    )
+
+
+def _shuffled_batches(estimator, stream: DataStream, parts: list, n_rows: int, convert,
+                      *, shuffle: bool, full: bool, seed, epoch: int) -> Iterator[tuple]:
+    """One epoch's batches: the parts in a random order, rows shuffled in the buffer.
+
+    ``full`` (XLA) fills the last, short batch with copies of its own rows that weigh 0,
+    its real rows weighing ``batch_size / k``, as ``base._full_batches`` does in memory.
+    """
+    batch = estimator.batch_size
+    rng = np.random.default_rng(None if seed is None else [seed, epoch])
+    if shuffle and stream.reorderable:
+        parts = [parts[i] for i in rng.permutation(len(parts))]
+    limit = max(stream.shuffle_buffer, batch) if shuffle else batch
+    pending: list[tuple] = []
+    held = 0
+
+    def take(block, rows):
+        return tuple(None if a is None else a[rows] for a in block)
+
+    seen = 0
+    for _, origin, chunk in stream.read(parts, skip_empty=True):
+        arrays = convert(chunk, origin)
+        seen += len(arrays[2])
+        pending.append(arrays)
+        held += len(arrays[2])
+        estimator._stream_rows_held = max(estimator._stream_rows_held, held)
+        if held < limit:
+            continue
+        block = _concat(pending)
+        order = rng.permutation(held) if shuffle else np.arange(held)
+        n_full = held // batch * batch
+        for start in range(0, n_full, batch):
+            yield take(block, order[start : start + batch])
+        pending = [take(block, order[n_full:])]
+        held -= n_full
+    if seen != n_rows:
+        raise ValueError(
+            f"{stream!r} gave {seen} rows in this pass but {n_rows} when it was counted: a "
+            "stream must give the same rows each time it is read."
+        )
+    if held:
+        block = _concat(pending)
+        order = rng.permutation(held) if shuffle else np.arange(held)
+        n_full = held // batch * batch
+        for start in range(0, n_full, batch):
+            yield take(block, order[start : start + batch])
+        if held > n_full:
+            rest = order[n_full:]
+            k = len(rest)
+            if full and k < batch:
+                fill = rest[np.arange(batch) % k]
+                ids, floats, targets, weights = take(block, fill)
+                scale = np.where(np.arange(batch) < k, batch / k, 0.0).astype(np.float32)
+                weights = scale if weights is None else weights * scale
+                yield ids, floats, targets, weights
+            else:
+                yield take(block, rest)
+
+
+def _concat(pending: list[tuple]) -> tuple:
+    if len(pending) == 1:
+        return pending[0]
+    return tuple(
+        None if pending[0][j] is None else np.concatenate([p[j] for p in pending])
+        for j in range(4)
+    )
+
+
+def _dataset(estimator, generate: Callable[[], Iterator[tuple]], n_batches: int, *,
+             weighted: bool):
+    """A prefetching ``tf.data`` pipeline of Keras batches from ``generate`` (called once
+    per epoch): reading and encoding the next chunks overlap the training steps."""
+    schema = estimator.schema_
+    inputs = []
+    if schema.int_columns:
+        inputs.append(tf.TensorSpec((None, len(schema.int_columns)), tf.int32))
+    if schema.numeric:
+        inputs.append(tf.TensorSpec((None, len(schema.numeric)), tf.float32))
+    x_spec = tuple(inputs) if len(inputs) > 1 else inputs[0]
+    signature = (x_spec, tf.TensorSpec((None,), tf.float32))
+    if weighted:
+        signature = (*signature, tf.TensorSpec((None,), tf.float32))
+
+    def batches():
+        try:
+            yield from elements()
+        except Exception as error:
+            # tf.data wraps it in an InvalidArgumentError with a Python traceback:
+            # fit_stream raises the error itself instead.
+            estimator._stream_error = error
+            raise
+
+    def elements():
+        for ids, floats, targets, weights in generate():
+            x = tuple(a for a in (ids, floats) if a is not None)
+            element = (x if len(x) > 1 else x[0], targets)
+            if weighted:
+                w = np.ones(len(targets), np.float32) if weights is None else weights
+                element = (*element, w)
+            yield element
+
+    return (
+        tf.data.Dataset.from_generator(batches, output_signature=signature)
+        .apply(tf.data.experimental.assert_cardinality(n_batches))
+        .prefetch(2)
+    )
+
+
+def fit_stream(estimator, stream: DataStream, sample_weight, *, epochs: int, reset: bool,
+               classes=None, validate: bool = True):
+    """``estimator.fit`` on a stream (see the module's docstring)."""
+    from .base import BaseKerasEstimator
+
+    name = type(estimator).__name__
+    stream._check()
+    if type(estimator)._samples is not BaseKerasEstimator._samples:
+        raise TypeError(
+            f"{name} trains on whole requests, which the chunks of a stream may split; fit "
+            "it on a DataFrame."
+        )
+    stream = stream.with_weight(sample_weight)
+    label_required = estimator.__sklearn_tags__().target_tags.required
+    if label_required and stream.label is None:
+        raise ValueError(
+            f"{name} requires y: with a stream, pass the name of its label column, as in "
+            "fit('clicks/', y='label')."
+        )
+    if not stream.reorderable and not callable(stream.source):
+        raise ValueError(
+            f"{name}.fit reads its data {epochs + 1} times (once to count, once per epoch), "
+            "but an iterator can be read only once. Pass a function that returns a new "
+            "iterator (e.g. lambda: pd.read_csv(path, chunksize=100_000)), a list of "
+            "DataFrames or a Parquet folder."
+        )
+    try:
+        return _fit_stream(estimator, stream, epochs=epochs, reset=reset, classes=classes,
+                           validate=validate, label_required=label_required)
+    except BaseException:
+        if reset:  # a failed fit from scratch leaves an unfitted estimator
+            estimator._drop_graph()
+            for name in _FITTED:
+                estimator.__dict__.pop(name, None)
+        raise
+    finally:
+        estimator.__dict__.pop("_stream_class_rows", None)
+        estimator.__dict__.pop("_stream_error", None)
+
+
+#: What a fit from scratch sets; removed again when it fails.
+_FITTED = ("model_", "_predict_fn", "_extra_models", "_tables", "_layers", "schema_",
+           "classes_", "feature_names_in_", "n_features_in_", "history_", "n_iter_",
+           "_stream_label", "_stream_weight")
+
+
+def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, classes,
+                validate: bool, label_required: bool):
+    from .base import BaseKerasEstimator, _seeded
+
+    if reset:
+        estimator._n_fit_calls = 0
+    seed = estimator._seed()
+    parts = stream._parts()
+    if validate and estimator.validation_fraction is not None and parts is not None:
+        _split_parts(estimator, stream, parts, validate)  # one part: say so before reading
+    # The statistics hooks of DIN, BST... read only the ids' counts, which come from
+    # every row: no sample for them.
+    sample = reset and (
+        type(estimator)._set_data_statistics is not BaseKerasEstimator._set_data_statistics
+    )
+    counts = _count_stream(estimator, stream, stream.weight, fresh=reset,
+                           label_required=label_required, seed=seed, sample=sample)
+    # Labels over every row: classes_, and class_weight="balanced" from their counts.
+    if label_required:
+        first = counts.first[1]
+        labels = np.unique(np.asarray(list(counts.labels), dtype=(
+            object if first.dtype == object else None)))
+        estimator._targets(labels, len(labels), reset=reset, classes=classes)
+        mapped = estimator._targets(labels, len(labels), reset=False)
+        estimator._stream_class_rows = {
+            t: float(counts.labels[v]) for t, v in zip(mapped.tolist(), labels.tolist(),
+                                                      strict=True)
+        }
+    else:
+        estimator._stream_class_rows = None
+
+    def targets_and_weights(labels, weights, n):
+        targets = estimator._targets(labels, n, reset=False)
+        if weights is not None:
+            _check_weights(weights, stream.weight)
+            if not weights.any():  # a chunk of zero weights: allowed in a stream
+                return targets, np.zeros(n, np.float32)
+        return targets, estimator._sample_weights(weights, targets)
+
+    parts = list(counts.rows)  # the parts that hold rows
+    train_parts, val_parts = _split_parts(estimator, stream, parts, validate)
+    n_train = sum(counts.rows[p] for p in train_parts)
+    weight_column = stream.weight
+    label = stream.label
+
+    def convert(chunk, origin):
+        try:
+            features, labels, weights = split_label(chunk, label, weight_column,
+                                                    required=label_required)
+            ids, floats = to_arrays(estimator, as_frame(features), training=True)
+            targets, w = targets_and_weights(labels, weights, len(features))
+        except (ValueError, TypeError) as error:
+            raise annotate(origin, error) from error
+        return ids, floats, targets, w
+
+    estimator._stream_rows_held = 0
+    with _seeded(None if seed is None else seed + estimator._n_fit_calls, build=reset):
+        if reset:
+            estimator._build_models(n_train=n_train * estimator.epochs)
+            if sample:
+                _, ids, floats, labels, weights = counts.sample[0]
+                n = len(counts.sample[0][0])
+            else:  # the hook's frequencies are replaced by every row's below
+                (features, labels, weights), floats = counts.first, None
+                ids, _ = to_arrays(estimator, features, training=True)
+                n = len(features)
+            targets, w = targets_and_weights(labels, weights, n)
+            estimator._set_data_statistics(ids, targets, w)
+            estimator._set_frequencies(None, counts=counts.ids)
+            counts.sample = []
+            del ids, floats, labels, weights, targets, w
+        estimator._n_fit_calls += 1
+        fit_seed = estimator._fit_seed()
+        full = bool(getattr(estimator.model_, "jit_compile", False))
+        weighted = full or weight_column is not None or bool(getattr(
+            estimator, "class_weight", None))
+        epochs_seen = itertools.count()
+        shuffle = stream.shuffle_buffer > 0
+        batch = estimator.batch_size
+
+        def train_epoch():
+            return _shuffled_batches(
+                estimator, stream, train_parts, n_train, convert, shuffle=shuffle,
+                full=full, seed=fit_seed, epoch=next(epochs_seen),
+            )
+
+        data = _dataset(estimator, train_epoch, -(-n_train // batch), weighted=weighted)
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        validation = None
+        if val_parts:
+            n_val = sum(counts.rows[p] for p in val_parts)
+
+            def val_epoch():
+                return _shuffled_batches(
+                    estimator, stream, val_parts, n_val, convert, shuffle=False,
+                    full=False, seed=None, epoch=0,
+                )
+
+            validation = _dataset(estimator, val_epoch, -(-n_val // batch),
+                                  weighted=weighted)
+            callbacks.append(keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=estimator.n_iter_no_change,
+                restore_best_weights=True,
+            ))
+        estimator._stream_error = None
+        try:
+            history = estimator.model_.fit(
+                data, epochs=epochs, verbose=int(estimator.verbose), shuffle=False,
+                validation_data=validation, callbacks=callbacks,
+            )
+        except tf.errors.OpError:
+            if estimator._stream_error is not None:
+                raise estimator._stream_error from None
+            raise
+    estimator._record_history(history, reset=reset)
+    features, labels, weights = counts.first
+    targets, w = targets_and_weights(labels, weights, len(features))
+    estimator._after_fit(features, reset=reset, targets=targets, weights=w)
+    estimator._stream_label, estimator._stream_weight = label, weight_column
+    if reset:
+        estimator._track_graph()
+    return estimator
+
+
+def stream_outputs(estimator, stream: DataStream, function, empty: np.ndarray) -> Iterator:
+    """``function(ids, floats)`` of every chunk of ``stream``, lazily, in order (``empty``
+    for a chunk of no rows), at most ``prediction_chunk_size`` rows per call."""
+    check_is_fitted(estimator, "model_")
+    stream._check()
+    label = stream.label or estimator.__dict__.get("_stream_label")
+    weight = stream.weight or estimator.__dict__.get("_stream_weight")
+
+    def generate():
+        progress = RowProgress(stream.n_rows) if stream.progress else None
+        step = estimator.prediction_chunk_size
+        for _, origin, chunk in stream.read():
+            features, _, _ = split_label(
+                chunk, label, weight if weight in chunk.columns else None
+            )
+            if len(features) == 0:  # kept, so that outputs stay aligned with chunks
+                yield empty
+                continue
+            outputs = []
+            for start in range(0, len(features), step):
+                rows = features if len(features) <= step else features.iloc[start:start + step]
+                try:
+                    ids, floats = to_arrays(estimator, as_frame(rows))
+                except (ValueError, TypeError) as error:
+                    raise annotate(origin, error) from error
+                outputs.append(function(ids, floats))
+            yield outputs[0] if len(outputs) == 1 else np.concatenate(outputs)
+            if progress is not None:
+                progress.add(len(features))
+        if progress is not None:
+            progress.close()
+
+    return generate()
