@@ -240,7 +240,7 @@ def _concat(pending: list[tuple]) -> tuple:
 
 
 def _dataset(estimator, generate: Callable[[], Iterator[tuple]], n_batches: int, *,
-             weighted: bool):
+             weighted: bool, errors: list):
     """A prefetching ``tf.data`` pipeline of Keras batches from ``generate`` (called once
     per epoch): reading and encoding the next chunks overlap the training steps."""
     schema = estimator.schema_
@@ -260,7 +260,7 @@ def _dataset(estimator, generate: Callable[[], Iterator[tuple]], n_batches: int,
         except Exception as error:
             # tf.data wraps it in an InvalidArgumentError with a Python traceback:
             # fit_stream raises the error itself instead.
-            estimator._stream_error = error
+            errors.append(error)
             raise
 
     def elements():
@@ -314,9 +314,6 @@ def fit_stream(estimator, stream: DataStream, sample_weight, *, epochs: int, res
             for name in _FITTED:
                 estimator.__dict__.pop(name, None)
         raise
-    finally:
-        estimator.__dict__.pop("_stream_class_rows", None)
-        estimator.__dict__.pop("_stream_error", None)
 
 
 #: What a fit from scratch sets; removed again when it fails.
@@ -349,12 +346,12 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
             object if first.dtype == object else None)))
         estimator._targets(labels, len(labels), reset=reset, classes=classes)
         mapped = estimator._targets(labels, len(labels), reset=False)
-        estimator._stream_class_rows = {
+        class_rows = {
             t: float(counts.labels[v]) for t, v in zip(mapped.tolist(), labels.tolist(),
                                                       strict=True)
         }
     else:
-        estimator._stream_class_rows = None
+        class_rows = None
 
     def targets_and_weights(labels, weights, n):
         targets = estimator._targets(labels, n, reset=False)
@@ -362,7 +359,7 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
             _check_weights(weights, stream.weight)
             if not weights.any():  # a chunk of zero weights: allowed in a stream
                 return targets, np.zeros(n, np.float32)
-        return targets, estimator._sample_weights(weights, targets)
+        return targets, estimator._sample_weights(weights, targets, class_rows)
 
     parts = list(counts.rows)  # the parts that hold rows
     train_parts, val_parts = _split_parts(estimator, stream, parts, validate)
@@ -393,7 +390,7 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
                 n = len(features)
             targets, w = targets_and_weights(labels, weights, n)
             estimator._set_data_statistics(ids, targets, w)
-            estimator._set_frequencies(None, counts=counts.ids)
+            estimator._set_id_counts(counts.ids)
             counts.sample = []
             del ids, floats, labels, weights, targets, w
         estimator._n_fit_calls += 1
@@ -411,7 +408,9 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
                 full=full, seed=fit_seed, epoch=next(epochs_seen),
             )
 
-        data = _dataset(estimator, train_epoch, -(-n_train // batch), weighted=weighted)
+        errors: list[Exception] = []  # raised inside tf.data, re-raised as they are
+        data = _dataset(estimator, train_epoch, -(-n_train // batch), weighted=weighted,
+                        errors=errors)
         callbacks = [keras.callbacks.TerminateOnNaN()]
         validation = None
         if val_parts:
@@ -424,20 +423,19 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
                 )
 
             validation = _dataset(estimator, val_epoch, -(-n_val // batch),
-                                  weighted=weighted)
+                                  weighted=weighted, errors=errors)
             callbacks.append(keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=estimator.n_iter_no_change,
                 restore_best_weights=True,
             ))
-        estimator._stream_error = None
         try:
             history = estimator.model_.fit(
                 data, epochs=epochs, verbose=int(estimator.verbose), shuffle=False,
                 validation_data=validation, callbacks=callbacks,
             )
         except tf.errors.OpError:
-            if estimator._stream_error is not None:
-                raise estimator._stream_error from None
+            if errors:
+                raise errors[-1] from None
             raise
     estimator._record_history(history, reset=reset)
     features, labels, weights = counts.first

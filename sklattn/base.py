@@ -362,8 +362,10 @@ class BaseKerasEstimator(BaseEstimator):
         graph outputs its own loss): ``y`` is ignored and the targets are zeros."""
         return np.zeros(n_samples, dtype=np.float32)
 
-    def _sample_weights(self, sample_weight, targets: np.ndarray) -> np.ndarray | None:
-        """Per-row weights of the loss (float32), or None."""
+    def _sample_weights(self, sample_weight, targets: np.ndarray,
+                        class_rows: Mapping | None = None) -> np.ndarray | None:
+        """Per-row weights of the loss (float32), or None. ``class_rows`` (target ->
+        rows) counts the classes over a whole stream whose chunk ``targets`` are."""
         if sample_weight is None:
             return None
         return _check_sample_weight(sample_weight, targets, dtype=np.float64).astype(np.float32)
@@ -665,25 +667,26 @@ class BaseKerasEstimator(BaseEstimator):
         self._predict_fn = built.predict_fn
         return True
 
-    def _set_frequencies(self, ids, counts: Mapping | None = None) -> None:
-        """Give embedding tables with a mini-batch aware penalty their id counts: of
-        ``ids``, or ``counts`` (vocabulary -> counts, from a pass over a stream)."""
-        if counts is not None:
-            for vocab, table in self._tables.items():
-                if table.l2 and vocab in counts:
-                    n = np.zeros(table.input_dim, np.float32)
-                    c = counts[vocab][: table.input_dim]
-                    n[: len(c)] = c
-                    table.set_frequencies(n)
-            return
+    def _set_frequencies(self, ids) -> None:
+        """Give embedding tables with a mini-batch aware penalty the id counts of ``ids``."""
         if ids is None:
             return
+        flat = ids.reshape(-1, ids.shape[-1])  # list-wise samples: one row per item
+        self._set_id_counts({
+            vocab: np.bincount(flat[:, self.schema_.vocabulary_positions(vocab)].ravel(),
+                               minlength=table.input_dim)
+            for vocab, table in self._tables.items() if table.l2
+        })
+
+    def _set_id_counts(self, counts: Mapping[str, np.ndarray]) -> None:
+        """Give embedding tables with a mini-batch aware penalty their id counts
+        (vocabulary -> counts by id; a stream's come from every row)."""
         for vocab, table in self._tables.items():
-            if table.l2:
-                columns = self.schema_.vocabulary_positions(vocab)
-                flat = ids.reshape(-1, ids.shape[-1])  # list-wise samples: one row per item
-                counts = np.bincount(flat[:, columns].ravel(), minlength=table.input_dim)
-                table.set_frequencies(counts.astype(np.float32))
+            if table.l2 and vocab in counts:
+                n = np.zeros(table.input_dim, np.float32)
+                c = counts[vocab][: table.input_dim]
+                n[: len(c)] = c
+                table.set_frequencies(n)
 
     def _seed(self) -> int | None:
         if self.random_state is None:
@@ -874,15 +877,15 @@ class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
             raise ValueError(f"y contains labels not in classes_ {self.classes_}: {unknown}.")
         return np.searchsorted(self.classes_, y).astype(np.float32)
 
-    def _sample_weights(self, sample_weight, targets: np.ndarray) -> np.ndarray | None:
+    def _sample_weights(self, sample_weight, targets: np.ndarray,
+                        class_rows: Mapping | None = None) -> np.ndarray | None:
         if sample_weight is None and self.class_weight is None:
             return None
         weights = _check_sample_weight(sample_weight, targets, dtype=np.float64)
-        rows = self.__dict__.get("_stream_class_rows")
-        if self.class_weight == "balanced" and rows is not None:
+        if self.class_weight == "balanced" and class_rows is not None:
             # A chunk of a stream: balanced over every row the stream holds.
-            total = sum(rows.values())
-            per_class = {t: total / (len(rows) * n) for t, n in rows.items()}
+            total = sum(class_rows.values())
+            per_class = {t: total / (len(class_rows) * n) for t, n in class_rows.items()}
             weights = weights * compute_sample_weight(per_class, targets)
         elif self.class_weight is not None:
             weights = weights * compute_sample_weight(self.class_weight, targets)

@@ -3,28 +3,19 @@
 import numpy as np
 import pandas as pd
 import pytest
+from click_logs import SEQUENCES, string_click_log
 from sklearn.metrics import roc_auc_score
 
 from sklattn import DINClassifier, SequenceEncoder
-from sklattn.datasets import iter_parquet, make_interest_sequences
+from sklattn.datasets import iter_parquet
 
 pytest.importorskip("pyarrow")
-SEQUENCES = {"hist_item": "item", "hist_cat": "cat"}
-
-
-def _log(n: int, seed: int) -> pd.DataFrame:
-    X, y = make_interest_sequences(n, n_items=60, n_categories=6, maxlen=8, random_state=seed)
-    X = X.drop(columns="user_activity")
-    for c in X.columns:  # string ids, as click logs usually hold them
-        if c.startswith(("hist_item", "hist_cat")) or c in ("item", "cat"):
-            X[c] = ("i" + X[c].astype("string")).astype(object).where(X[c].notna(), None)
-    return X.assign(label=y)
 
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     path = tmp_path_factory.mktemp("clicks")
-    log = _log(5000, 0).iloc[:3000]  # the rest is the test rows (same items and users)
+    log = string_click_log(5000, 0).iloc[:3000]  # the rest is the test rows (same items and users)
     for k, rows in enumerate(np.array_split(np.arange(len(log)), 3)):
         log.iloc[rows].to_parquet(path / f"part-{k}.parquet", index=False)
     return path, log
@@ -58,7 +49,7 @@ def test_two_passes_of_partial_fit_learn_from_parquet(folder):
         for chunk in iter_parquet(path, batch_rows=500):
             model.partial_fit(encoder.transform(chunk[features]), chunk["label"],
                               classes=[0, 1])
-    test = _log(5000, 0).iloc[3000:]
+    test = string_click_log(5000, 0).iloc[3000:]
     proba = model.predict_proba(encoder.transform(test[features]))[:, 1]
     assert np.isfinite(proba).all()
     assert roc_auc_score(test["label"], proba) > 0.6

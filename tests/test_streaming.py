@@ -5,24 +5,14 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
+from click_logs import SEQUENCES, string_click_log
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from sklattn import DINClassifier, PRMReranker, SASRecRetriever, SequenceEncoder
-from sklattn.datasets import DataStream, make_interest_sequences
+from sklattn.datasets import DataStream
 
 pytest.importorskip("pyarrow")
-SEQUENCES = {"hist_item": "item", "hist_cat": "cat"}
-FEATURES = None  # set by the fixture
-
-
-def _log(n: int, seed: int) -> pd.DataFrame:
-    X, y = make_interest_sequences(n, n_items=60, n_categories=6, maxlen=8, random_state=seed)
-    X = X.drop(columns="user_activity")
-    for c in X.columns:  # string ids, as click logs usually hold them
-        if c.startswith(("hist_item", "hist_cat")) or c in ("item", "cat"):
-            X[c] = ("i" + X[c].astype("string")).astype(object).where(X[c].notna(), None)
-    return X.assign(label=y)
 
 
 def _din(**params) -> DINClassifier:
@@ -35,7 +25,7 @@ def _din(**params) -> DINClassifier:
 
 @pytest.fixture(scope="module")
 def log():
-    return _log(5000, 0)
+    return string_click_log(5000, 0)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +137,7 @@ def test_validation_holds_out_whole_parts_and_stops_early(folder):
     history = model[-1].history_
     assert "val_loss" in history and len(history["val_loss"]) < 30
     with pytest.raises(ValueError, match="has only one"):
-        frame = _log(300, 1)
+        frame = string_click_log(300, 1)
         make_pipeline(SequenceEncoder(sequences=SEQUENCES),
                       _din(validation_fraction=0.2)).fit([frame], y="label")
 
@@ -200,9 +190,9 @@ def test_sample_weight_column_and_balanced_classes(folder, log):
     # The balanced weights come from every row's label, not one chunk's.
     counts = np.bincount(weighted["label"])
     stream = model[0].transform(DataStream(frames, weight="w", label="label"))
-    model[-1]._stream_class_rows = dict(enumerate(counts.astype(float)))
     chunk = next(stream.read())[2]
-    w = model[-1]._sample_weights(np.ones(len(chunk)), chunk["label"].to_numpy(float))
+    w = model[-1]._sample_weights(np.ones(len(chunk)), chunk["label"].to_numpy(float),
+                                  dict(enumerate(counts.astype(float))))
     expected = len(weighted) / (2 * counts[chunk["label"].to_numpy()])
     np.testing.assert_allclose(w, expected, rtol=1e-6)
     assert len(list(model.predict_proba(DataStream(frames, weight="w")))) == 4

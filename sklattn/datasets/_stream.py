@@ -154,34 +154,27 @@ class DataStream:
 
     def with_label(self, label: str | None) -> DataStream:
         """This stream with ``label`` naming its target column (a copy)."""
-        if label is not None and not isinstance(label, str):
-            raise TypeError(
-                "With a stream, y must be the name of its label column (e.g. y='label'); "
-                f"got {type(label).__name__}."
-            )
-        if label is None or label == self.label:
-            return self
-        if self.label is not None:
-            raise ValueError(
-                f"y={label!r} names another label column than the stream's label "
-                f"{self.label!r}."
-            )
-        return self._copy(label=label)
+        return self._with_column("label", "y", label)
 
     def with_weight(self, weight: str | None) -> DataStream:
         """This stream with ``weight`` naming its weight column (a copy)."""
-        if weight is not None and not isinstance(weight, str):
+        return self._with_column("weight", "sample_weight", weight)
+
+    def _with_column(self, role: str, argument: str, name: str | None) -> DataStream:
+        if name is not None and not isinstance(name, str):
             raise TypeError(
-                "With a stream, sample_weight must be the name of its weight column, or None."
+                f"With a stream, {argument} must be the name of its {role} column (e.g. "
+                f"{argument}='{role}'), or None; got {type(name).__name__}."
             )
-        if weight is None or weight == self.weight:
+        current = getattr(self, role)
+        if name is None or name == current:
             return self
-        if self.weight is not None:
+        if current is not None:
             raise ValueError(
-                f"sample_weight={weight!r} names another column than the stream's weight "
-                f"{self.weight!r}."
+                f"{argument}={name!r} names another column than the stream's {role} "
+                f"{current!r}."
             )
-        return self._copy(weight=weight)
+        return self._copy(**{role: name})
 
     def map(self, function: Callable[[pd.DataFrame], pd.DataFrame]) -> DataStream:
         """A stream of ``function(chunk)`` for every chunk of this one (lazily)."""
