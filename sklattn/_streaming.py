@@ -10,6 +10,10 @@ prefetching ``tf.data`` pipeline. Prediction yields one array per chunk.
 from __future__ import annotations
 
 import itertools
+import os
+import shutil
+import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 
@@ -38,6 +42,56 @@ class _Counts:
     sample: list = field(default_factory=list)  # (keys, index, ids, floats, labels, weights)
     first: tuple | None = None  # (features, labels, weights) of the first chunk
     n_rows: int = 0
+    cache: _ChunkCache | None = None  # the converted chunks, when the stream caches
+
+
+class _ChunkCache:
+    """The converted chunks of a stream on local disk, one ``.npz`` file each, so that
+    the epochs after the counting pass neither read the source nor encode again.
+
+    Labels are kept as codes in order of first appearance (a stream's labels are
+    known only at the end of the pass); ``targets`` maps them once they are.
+    """
+
+    def __init__(self, parent) -> None:
+        self.folder = tempfile.mkdtemp(prefix="sklattn-stream-", dir=parent)
+        self.files: dict = {}  # part -> its chunks' files
+        self.codes: dict = {}  # label -> code
+        self.targets: np.ndarray | None = None  # code -> target
+
+    def add(self, part, ids, floats, labels, weights) -> None:
+        arrays = {}
+        if ids is not None:
+            arrays["ids"] = ids
+        if floats is not None:
+            arrays["floats"] = floats
+        if labels is not None:
+            values, inverse = np.unique(labels, return_inverse=True)
+            for value in values.tolist():
+                self.codes.setdefault(value, len(self.codes))
+            codes = np.array([self.codes[v] for v in values.tolist()], dtype=np.int8)
+            arrays["codes"] = codes[inverse.reshape(-1)]
+        if weights is not None:
+            arrays["weights"] = weights
+        path = os.path.join(self.folder, f"{sum(map(len, self.files.values())):08d}.npz")
+        np.savez(path, **arrays)
+        self.files.setdefault(part, []).append(path)
+
+    def read(self, parts) -> Iterator[tuple]:
+        """``(ids, floats, targets, weights)`` of each chunk of ``parts``, in order."""
+        for part in parts:
+            for path in self.files[part]:
+                with np.load(path) as data:
+                    codes = data["codes"] if "codes" in data else None
+                    yield (
+                        data["ids"] if "ids" in data else None,
+                        data["floats"] if "floats" in data else None,
+                        None if codes is None else self.targets[codes],
+                        data["weights"] if "weights" in data else None,
+                    )
+
+    def remove(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _merge_schema(schema: Schema, other: Schema) -> Schema | None:
@@ -70,8 +124,7 @@ def _chunk_arrays(estimator, features: pd.DataFrame, *, fresh: bool, first: bool
 
 
 def _count_stream(estimator, stream: DataStream, weight_column, *, fresh: bool,
-                  label_required: bool, seed, sample: bool) -> _Counts:
-    counts = _Counts()
+                  label_required: bool, seed, sample: bool, counts: _Counts) -> _Counts:
     rng = np.random.default_rng(seed)
     progress = RowProgress(stream.n_rows) if stream.progress or estimator.verbose else None
     held = 0
@@ -95,6 +148,8 @@ def _count_stream(estimator, stream: DataStream, weight_column, *, fresh: bool,
         if counts.first is None:
             counts.first = (features, labels, weights)
         counts.rows[part] = counts.rows.get(part, 0) + n
+        if counts.cache is not None:
+            counts.cache.add(part, ids, floats, labels, weights)
         if labels is not None:
             for value, c in zip(values.tolist(), k.tolist(), strict=True):
                 counts.labels[value] = counts.labels.get(value, 0) + c
@@ -172,18 +227,20 @@ def _split_parts(estimator, stream: DataStream, parts: list, validate: bool):
     )
 
 
-def _shuffled_batches(estimator, stream: DataStream, parts: list, n_rows: int, convert,
-                      *, shuffle: bool, full: bool, seed, epoch: int) -> Iterator[tuple]:
+def _shuffled_batches(estimator, chunks, parts: list, n_rows: int, *, describe: str,
+                      reorderable: bool, buffer_rows: int, shuffle: bool, full: bool, seed,
+                      epoch: int) -> Iterator[tuple]:
     """One epoch's batches: the parts in a random order, rows shuffled in the buffer.
 
-    ``full`` (XLA) fills the last, short batch with copies of its own rows that weigh 0,
-    its real rows weighing ``batch_size / k``, as ``base._full_batches`` does in memory.
+    ``chunks(parts)`` yields the converted chunks of ``parts`` in order. ``full`` (XLA)
+    fills the last, short batch with copies of its own rows that weigh 0, its real rows
+    weighing ``batch_size / k``, as ``base._full_batches`` does in memory.
     """
     batch = estimator.batch_size
     rng = np.random.default_rng(None if seed is None else [seed, epoch])
-    if shuffle and stream.reorderable:
+    if shuffle and reorderable:
         parts = [parts[i] for i in rng.permutation(len(parts))]
-    limit = max(stream.shuffle_buffer, batch) if shuffle else batch
+    limit = max(buffer_rows, batch) if shuffle else batch
     pending: list[tuple] = []
     held = 0
 
@@ -191,8 +248,7 @@ def _shuffled_batches(estimator, stream: DataStream, parts: list, n_rows: int, c
         return tuple(None if a is None else a[rows] for a in block)
 
     seen = 0
-    for _, origin, chunk in stream.read(parts, skip_empty=True):
-        arrays = convert(chunk, origin)
+    for arrays in chunks(parts):
         seen += len(arrays[2])
         pending.append(arrays)
         held += len(arrays[2])
@@ -208,7 +264,7 @@ def _shuffled_batches(estimator, stream: DataStream, parts: list, n_rows: int, c
         held -= n_full
     if seen != n_rows:
         raise ValueError(
-            f"{stream!r} gave {seen} rows in this pass but {n_rows} when it was counted: a "
+            f"{describe} gave {seen} rows in this pass but {n_rows} when it was counted: a "
             "stream must give the same rows each time it is read."
         )
     if held:
@@ -298,22 +354,29 @@ def fit_stream(estimator, stream: DataStream, sample_weight, *, epochs: int, res
             f"{name} requires y: with a stream, pass the name of its label column, as in "
             "fit('clicks/', y='label')."
         )
-    if not stream.reorderable and not callable(stream.source):
+    if not stream.reorderable and not callable(stream.source) and stream.cache is False:
         raise ValueError(
             f"{name}.fit reads its data {epochs + 1} times (once to count, once per epoch), "
             "but an iterator can be read only once. Pass a function that returns a new "
             "iterator (e.g. lambda: pd.read_csv(path, chunksize=100_000)), a list of "
-            "DataFrames or a Parquet folder."
+            "DataFrames or a Parquet folder, or cache the stream (DataStream(..., "
+            "cache=True)) so that the epochs read it back from disk."
         )
+    counts = _Counts()
     try:
+        if stream.cache is not False:
+            counts.cache = _ChunkCache(None if stream.cache is True else stream.cache)
         return _fit_stream(estimator, stream, epochs=epochs, reset=reset, classes=classes,
-                           validate=validate, label_required=label_required)
+                           validate=validate, label_required=label_required, counts=counts)
     except BaseException:
         if reset:  # a failed fit from scratch leaves an unfitted estimator
             estimator._drop_graph()
             for name in _FITTED:
                 estimator.__dict__.pop(name, None)
         raise
+    finally:
+        if counts.cache is not None:
+            counts.cache.remove()
 
 
 #: What a fit from scratch sets; removed again when it fails.
@@ -323,7 +386,7 @@ _FITTED = ("model_", "_predict_fn", "_extra_models", "_tables", "_layers", "sche
 
 
 def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, classes,
-                validate: bool, label_required: bool):
+                validate: bool, label_required: bool, counts: _Counts):
     from .base import BaseKerasEstimator, _seeded
 
     if reset:
@@ -337,8 +400,11 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
     sample = reset and (
         type(estimator)._set_data_statistics is not BaseKerasEstimator._set_data_statistics
     )
-    counts = _count_stream(estimator, stream, stream.weight, fresh=reset,
-                           label_required=label_required, seed=seed, sample=sample)
+    start = time.perf_counter()
+    _count_stream(estimator, stream, stream.weight, fresh=reset,
+                  label_required=label_required, seed=seed, sample=sample, counts=counts)
+    # Where a stream's fit spends its time (benchmarks/out_of_core.py reports it).
+    estimator._stream_seconds = {"count": time.perf_counter() - start}
     # Labels over every row: classes_, and class_weight="balanced" from their counts.
     if label_required:
         first = counts.first[1]
@@ -354,11 +420,13 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
         class_rows = None
 
     def targets_and_weights(labels, weights, n):
-        targets = estimator._targets(labels, n, reset=False)
+        return weights_of(estimator._targets(labels, n, reset=False), weights)
+
+    def weights_of(targets, weights):
         if weights is not None:
             _check_weights(weights, stream.weight)
             if not weights.any():  # a chunk of zero weights: allowed in a stream
-                return targets, np.zeros(n, np.float32)
+                return targets, np.zeros(len(targets), np.float32)
         return targets, estimator._sample_weights(weights, targets, class_rows)
 
     parts = list(counts.rows)  # the parts that hold rows
@@ -376,6 +444,23 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
         except (ValueError, TypeError) as error:
             raise annotate(origin, error) from error
         return ids, floats, targets, w
+
+    cache = counts.cache
+    if cache is not None:
+        cache.targets = np.zeros(max(len(cache.codes), 1), np.float32)
+        for value, code in cache.codes.items():
+            cache.targets[code] = estimator._targets(np.array([value]), 1, reset=False)[0]
+
+        def chunks(parts):
+            for ids, floats, targets, weights in cache.read(parts):
+                n = len(ids if ids is not None else floats)
+                if targets is None:
+                    targets = estimator._targets(None, n, reset=False)
+                yield (ids, floats, *weights_of(targets, weights))
+    else:
+        def chunks(parts):
+            for _, origin, chunk in stream.read(parts, skip_empty=True):
+                yield convert(chunk, origin)
 
     estimator._stream_rows_held = 0
     with _seeded(None if seed is None else seed + estimator._n_fit_calls, build=reset):
@@ -402,10 +487,13 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
         shuffle = stream.shuffle_buffer > 0
         batch = estimator.batch_size
 
+        order = dict(describe=repr(stream), buffer_rows=stream.shuffle_buffer,
+                     reorderable=stream.reorderable or cache is not None)
+
         def train_epoch():
             return _shuffled_batches(
-                estimator, stream, train_parts, n_train, convert, shuffle=shuffle,
-                full=full, seed=fit_seed, epoch=next(epochs_seen),
+                estimator, chunks, train_parts, n_train, shuffle=shuffle, full=full,
+                seed=fit_seed, epoch=next(epochs_seen), **order,
             )
 
         errors: list[Exception] = []  # raised inside tf.data, re-raised as they are
@@ -418,8 +506,8 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
 
             def val_epoch():
                 return _shuffled_batches(
-                    estimator, stream, val_parts, n_val, convert, shuffle=False,
-                    full=False, seed=None, epoch=0,
+                    estimator, chunks, val_parts, n_val, shuffle=False, full=False,
+                    seed=None, epoch=0, **order,
                 )
 
             validation = _dataset(estimator, val_epoch, -(-n_val // batch),
@@ -428,6 +516,7 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
                 monitor="val_loss", patience=estimator.n_iter_no_change,
                 restore_best_weights=True,
             ))
+        start = time.perf_counter()
         try:
             history = estimator.model_.fit(
                 data, epochs=epochs, verbose=int(estimator.verbose), shuffle=False,
@@ -437,6 +526,7 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
             if errors:
                 raise errors[-1] from None
             raise
+    estimator._stream_seconds["epochs"] = time.perf_counter() - start
     estimator._record_history(history, reset=reset)
     features, labels, weights = counts.first
     targets, w = targets_and_weights(labels, weights, len(features))

@@ -279,3 +279,26 @@ def test_polars_chunks_and_the_global_pandas_output_setting(log):
         streamed, din.predict_proba(encoder.transform(log.iloc[:1500].drop(columns="label")))[:, 1],
         rtol=1e-6, atol=1e-7,
     )
+
+
+def test_a_cached_stream_trains_like_an_uncached_one_and_cleans_up(folder, log, tmp_path):
+    features = [c for c in log.columns if c != "label"]
+    test = log.iloc[3000:3500][features]
+    plain = make_pipeline(SequenceEncoder(sequences=SEQUENCES), _din(epochs=2))
+    plain.fit(DataStream(folder, chunk_rows=300, shuffle_buffer=500), y="label")
+    cached = make_pipeline(SequenceEncoder(sequences=SEQUENCES), _din(epochs=2))
+    cached.fit(DataStream(folder, chunk_rows=300, shuffle_buffer=500, cache=tmp_path),
+               y="label")
+    # The same rows in the same order: the epochs read the cache instead of the files.
+    np.testing.assert_array_equal(cached.predict_proba(test), plain.predict_proba(test))
+    assert list(tmp_path.iterdir()) == []  # the cache is removed after fit
+    # With a cache, a generator is read once and the epochs come from disk.
+    frames = [log.iloc[i : i + 500] for i in range(0, 1500, 500)]
+    encoder = SequenceEncoder(sequences=SEQUENCES).fit(log.drop(columns="label"))
+    model = _din(epochs=2, class_weight="balanced")
+    model.fit(encoder.transform(DataStream(iter(frames), cache=True, label="label")))
+    assert model.n_iter_ == 2
+    with pytest.raises(ValueError, match="cache folder .* does not exist"):
+        model.fit(encoder.transform(DataStream(frames, cache=str(tmp_path / "none"),
+                                               label="label")),
+                  y="label")
