@@ -8,8 +8,10 @@ id an integer. Each round encodes it three ways: Arrow-backed string columns (pa
 of strings (how pandas 2 stores them; converted to Arrow once), and object columns with
 the columnar path switched off (``_columnar.ENABLED = False``: the encoder as it was
 before it, the baseline). Rounds alternate the three, so the ratios are taken under the
-same machine state, and the three outputs are checked to be identical. One JSON line
-per size.
+same machine state, and the three outputs are checked to be identical. A fourth
+encoding hashes the items into 2 ** 20 buckets (``hash_buckets``) instead of counting
+them, and reports its rows/s and the measured share of distinct items that share a
+bucket, against the formula of ``docs/encoder.md``. One JSON line per size.
 
 Usage: ``python benchmarks/encoder_throughput.py [--rows 200000,1000000] [--rounds 3]``
 """
@@ -46,10 +48,24 @@ def string_frames(n_rows: int, maxlen: int = 50) -> tuple[pd.DataFrame, pd.DataF
     return arrow, objects
 
 
-def encode(X: pd.DataFrame) -> tuple[pd.DataFrame, float]:
+HASH_BUCKETS = 2**20
+
+
+def encode(X: pd.DataFrame, **params) -> tuple[pd.DataFrame, float]:
     start = time.perf_counter()
-    out = SequenceEncoder(sequences=SEQUENCES, categorical=["user"]).fit_transform(X)
+    out = SequenceEncoder(sequences=SEQUENCES, categorical=["user"], **params).fit_transform(X)
     return out, time.perf_counter() - start
+
+
+def collision_share(X: pd.DataFrame, hashed: pd.DataFrame) -> tuple[float, float, int]:
+    """Measured and expected share of distinct items whose bucket holds another item."""
+    items = [c for c in X.columns if c.startswith("hist_item")] + ["item"]
+    raw = pd.concat([X[c] for c in items], ignore_index=True)
+    ids = pd.concat([hashed[c] for c in items], ignore_index=True)
+    pairs = pd.DataFrame({"value": raw, "id": ids}).dropna().drop_duplicates("value")
+    sharing = pairs["id"].map(pairs["id"].value_counts()) > 1
+    n = len(pairs)
+    return float(sharing.mean()), 1 - (1 - 1 / HASH_BUCKETS) ** (n - 1), n
 
 
 def main() -> None:
@@ -60,8 +76,10 @@ def main() -> None:
     for n_rows in (int(r) for r in args.rows.split(",")):
         arrow, objects = string_frames(n_rows)
         cells = sum(c.startswith(("hist_item", "hist_cat")) for c in arrow.columns)
-        rates = {"arrow": [], "object": [], "former": []}
+        rates = {"arrow": [], "object": [], "former": [], "hashed": []}
         for _ in range(args.rounds):
+            hashed, seconds = encode(arrow, hash_buckets={"item": HASH_BUCKETS})
+            rates["hashed"].append(n_rows / seconds)
             fast, seconds = encode(arrow)
             rates["arrow"].append(n_rows / seconds)
             converted, seconds = encode(objects)
@@ -78,7 +96,12 @@ def main() -> None:
             kind: [a / b for a, b in zip(rates[kind], rates["former"], strict=True)]
             for kind in ("arrow", "object")
         }
+        measured, expected, distinct = collision_share(arrow, hashed)
         emit(benchmark="encoder_throughput", rows=n_rows, history_cells_per_row=cells,
+             hash_buckets=HASH_BUCKETS, distinct_items=distinct,
+             items_sharing_a_bucket=measured, expected_sharing=expected,
+             median_hashed_over_former=statistics.median(
+                 a / b for a, b in zip(rates["hashed"], rates["former"], strict=True)),
              **{f"{k}_rows_per_s": [round(r) for r in v] for k, v in rates.items()},
              arrow_over_former=[round(r, 2) for r in ratios["arrow"]],
              object_over_former=[round(r, 2) for r in ratios["object"]],
@@ -86,7 +109,7 @@ def main() -> None:
              median_object_over_former=statistics.median(ratios["object"]),
              identical_output=True, pandas=pd.__version__,
              string_dtype=str(arrow["hist_item_1"].dtype))
-        del arrow, objects, fast, converted, former
+        del arrow, objects, fast, converted, former, hashed
 
 
 if __name__ == "__main__":
