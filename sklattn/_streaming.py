@@ -354,13 +354,17 @@ def fit_stream(estimator, stream: DataStream, sample_weight, *, epochs: int, res
             f"{name} requires y: with a stream, pass the name of its label column, as in "
             "fit('clicks/', y='label')."
         )
-    if not stream.reorderable and not callable(stream.source) and stream.cache is False:
+    root = getattr(stream, "_root", stream)
+    if not stream.reorderable and not callable(stream.source) and (
+        stream.cache is False or root._consumed
+    ):
         raise ValueError(
             f"{name}.fit reads its data {epochs + 1} times (once to count, once per epoch), "
             "but an iterator can be read only once. Pass a function that returns a new "
             "iterator (e.g. lambda: pd.read_csv(path, chunksize=100_000)), a list of "
-            "DataFrames or a Parquet folder, or cache the stream (DataStream(..., "
-            "cache=True)) so that the epochs read it back from disk."
+            "DataFrames or a Parquet folder. (With DataStream(..., cache=True) a model "
+            "fed by an encoder fitted beforehand trains on an iterator; in a Pipeline the "
+            "encoder's fit reads the iterator first.)"
         )
     counts = _Counts()
     try:

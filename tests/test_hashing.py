@@ -69,3 +69,17 @@ def test_din_learns_with_a_hashed_catalogue():
     )
     model.fit(train[features], train["label"])
     assert roc_auc_score(test["label"], model.predict_proba(test[features])[:, 1]) > 0.6
+
+
+@pytest.mark.parametrize("history", [
+    pd.Series([7.0, 1.5, 1e20], dtype=object), pd.Series([7.0, 1.5, 1e20]),
+])
+def test_a_value_gets_its_bucket_whatever_the_rest_of_the_batch(history):
+    small = pd.DataFrame({"item": pd.array([7, None, 349], dtype="Int64"), "hist_1": history})
+    encoder = SequenceEncoder(sequences={"hist_": "item"}, hash_buckets=1000).fit(small)
+    one = encoder.transform(small)  # a small frame: the cells as objects
+    many = encoder.transform(pd.concat([small] * 2000, ignore_index=True)).iloc[:3]
+    pd.testing.assert_frame_equal(one, many, check_index_type=False)
+    assert one["item"].tolist()[:2] == [one["hist__1"][0], PAD_ID]  # 7 and 7.0; <NA>
+    assert one["hist__1"][2] == encoder.transform(
+        pd.DataFrame({"item": [None], "hist_1": ["100000000000000000000"]}))["hist__1"][0]
