@@ -923,9 +923,17 @@ class SequenceEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             k = index[vocab] = index.get(vocab, -1) + 1
             parts = running["parts"][vocab]
             if k == len(parts):
-                parts.append((values, counts))
-            else:
-                parts[k] = _merge_counts([parts[k], (values, counts)])
+                parts.append([(values, counts)])
+                continue
+            # A part is its merged counts followed by the chunks' counts not yet merged.
+            # Merging every chunk into the whole made each chunk cost the size of the
+            # vocabulary: 3 million users over 458 chunks ran the pass at 44,600 rows/s
+            # instead of 132,800 (10 million rows). Merging once the unmerged counts
+            # reach half the merged ones costs each value a few merges in all.
+            pieces = parts[k] if isinstance(parts[k], list) else [parts[k]]  # older pickles
+            pieces.append((values, counts))
+            if 2 * sum(len(v) for v, _ in pieces[1:]) >= len(pieces[0][0]):
+                parts[k] = [_merge_counts(pieces)]
         for name, width in widths.items():
             running["widths"][name] = max(width, running["widths"].get(name, 0))
         running["moments"] = moments
@@ -944,7 +952,9 @@ class SequenceEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
                 continue
             # By decreasing frequency; ties in order of first appearance (histories
             # before the candidate column), so ids do not depend on the pandas version.
-            values, counts = _merge_counts(parts)
+            values, counts = _merge_counts(
+                [piece for part in parts for piece in (part if isinstance(part, list) else [part])]
+            )
             order = np.argsort(-counts, kind="stable")
             values, counts = values[order], counts[order]
             keep = values[counts >= self.min_frequency]
