@@ -482,6 +482,8 @@ def _fit_stream(estimator, stream: DataStream, *, epochs: int, reset: bool, clas
             estimator._set_id_counts(counts.ids)
             counts.sample = []
             del ids, floats, labels, weights, targets, w
+        else:
+            estimator._follow_strategy(n_train=n_train * epochs)
         estimator._n_fit_calls += 1
         fit_seed = estimator._fit_seed()
         full = bool(getattr(estimator.model_, "jit_compile", False))

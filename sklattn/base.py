@@ -10,6 +10,7 @@ import weakref
 from abc import abstractmethod
 from collections.abc import Mapping
 from contextlib import contextmanager
+from contextlib import nullcontext as _no_scope
 from dataclasses import dataclass, field
 from numbers import Integral, Real
 
@@ -25,6 +26,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 from ._backend import TF_BACKEND, keras, tf
 from ._compat import fill_new_parameters
 from ._data import as_frame, resolve_schema, to_arrays
+from ._distribute import build_from_one_replica, distribution_strategy
 from ._schema import Schema
 from .datasets._stream import as_stream
 
@@ -120,9 +122,19 @@ def _seeded(seed: int | None, *, build: bool = True):
         random.seed(int(seed))
         np.random.seed(int(seed))
         _reseed_tensorflow(int(seed))
+    # Keras draws the seed of every initializer and seed generator created without one
+    # from Python's global ``random``, which other threads of the process draw from too
+    # (a Dask worker's event loop does while a task fits): a private generator with the
+    # same seed gives the same draws, whatever the other threads do.
+    keras_random = sys.modules.get("keras.src.random.seed_generator")
+    previous = getattr(keras_random, "python_random", None)
+    if previous is not None:
+        keras_random.python_random = random.Random(int(seed))
     try:
         yield
     finally:
+        if previous is not None:
+            keras_random.python_random = previous
         np.random.set_state(np_state)
         random.setstate(py_state)
 
@@ -326,6 +338,8 @@ class BaseKerasEstimator(BaseEstimator):
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "jit_compile": ["boolean", StrOptions({"auto"})],
+        "distribute": [None, StrOptions({"mirrored", "multi_worker"}),
+                       *([tf.distribute.Strategy] if TF_BACKEND else [])],
     }
 
     #: Rows converted and scored per step of prediction.
@@ -424,6 +438,7 @@ class BaseKerasEstimator(BaseEstimator):
             The fitted estimator.
         """
         self._validate_params()
+        self._strategy()  # a bad ``distribute`` fails before the fitted model is touched
         reset = not (self.warm_start and hasattr(self, "model_"))
         stream = as_stream(X, y)
         if stream is not None:
@@ -455,6 +470,7 @@ class BaseKerasEstimator(BaseEstimator):
         reset = not hasattr(self, "model_")
         if reset:
             self._validate_params()
+        self._strategy()
         stream = as_stream(X, y)
         if stream is not None:
             from ._streaming import fit_stream
@@ -498,6 +514,8 @@ class BaseKerasEstimator(BaseEstimator):
             if reset:
                 self._build_models(n_train=len(targets) * self.epochs)
                 self._set_data_statistics(ids, targets, weights)
+            else:
+                self._follow_strategy(n_train=len(targets) * epochs)
             self._n_fit_calls += 1
             history = self._keras_fit(ids, floats, targets, weights, epochs, validate)
         self._record_history(history, reset=reset)
@@ -568,9 +586,11 @@ class BaseKerasEstimator(BaseEstimator):
         seed = self._seed()
         return None if seed is None else seed + self._n_fit_calls
 
-    def _graph_key(self, jit: bool) -> tuple | None:
-        """What identifies this estimator's graph for reuse, or None (no reuse)."""
-        if not self._reuse_graphs:
+    def _graph_key(self, jit: bool | None) -> tuple | None:
+        """What identifies this estimator's graph for reuse, or None (no reuse; ``jit``
+        None: a graph built under a distribution strategy)."""
+        if not self._reuse_graphs or jit is None:
+            # A distributed graph's variables belong to its strategy.
             return None
         params = {
             k: v for k, v in self.get_params(deep=False).items()
@@ -615,27 +635,71 @@ class BaseKerasEstimator(BaseEstimator):
                 self.__dict__.pop(name, None)
             _queue_graph(key, built, refs)
 
-    def _build_models(self, n_train: int = 0) -> None:
+    def _strategy(self):
+        """The ``tf.distribute`` strategy to build and train under (None: none), checked
+        against ``jit_compile``. A strategy the user entered (``with s.scope():``)
+        counts as ``distribute=s``."""
+        distribute = getattr(self, "distribute", None)
+        if distribute is None and TF_BACKEND and tf.distribute.has_strategy():
+            distribute = tf.distribute.get_strategy()
+        strategy = distribution_strategy(distribute)
+        if strategy is None or self.jit_compile is not True:
+            return strategy
+        devices = strategy.extended.worker_devices
+        if len(devices) > 1 and any("CPU" in d.upper() for d in devices):
+            raise ValueError(
+                f"jit_compile=True cannot train under distribute={distribute!r} over "
+                "several CPU devices: XLA cannot reach the variables that the other "
+                "replicas hold. Use jit_compile=False or 'auto'."
+            )
+        return strategy
+
+    def _follow_strategy(self, n_train: int) -> None:
+        """Before a warm fit: a model built under another strategy than ``distribute``
+        now names (changed by ``set_params``, or none since unpickling) is rebuilt
+        under it, with its weights; Adam starts afresh."""
+        strategy = self._strategy()
+        if strategy is self.__dict__.get("_built_strategy"):
+            return
+        weights = self.model_.get_weights()
+        self._build_models(n_train=n_train)
+        self.model_.set_weights(weights)
+
+    def _build_models(self, n_train: int = 0, *, distributed: bool = True) -> None:
+        # Unpickling builds for prediction only (``distributed=False``): joining a
+        # cluster or taking the GPUs waits for the next fit (``_follow_strategy``).
+        strategy = self._strategy() if distributed else None
         self._drop_graph()
         jit = self.jit_compile
         if jit == "auto":
-            jit = self._use_xla(n_train)
-        self._pool_key = key = self._graph_key(bool(jit))
-        graph = self._build_graph(self.schema_)
-        built = _take_graph(key) if key is not None else None
-        if built is not None and self._adopt_graph(built, graph):
-            return
-        model = graph.model
-        model.compile(
-            optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
-            loss=self._loss(),
-            jit_compile=bool(jit),
-            # Several batches per call of the compiled step: ~10% faster on CPU.
-            steps_per_execution=16,
-        )
-        # Create Adam's slots now: created inside the first trace of the train step,
-        # they make TensorFlow trace it a second time (about 1.3 s of every fresh fit).
-        model.optimizer.build(model.trainable_variables)
+            # Under a strategy, XLA only where the replicas are GPUs, by request: over
+            # CPU devices it cannot reach the other replicas' variables.
+            jit = strategy is None and self._use_xla(n_train)
+        self._built_strategy = strategy
+        self._pool_key = key = self._graph_key(bool(jit) if strategy is None else None)
+        # Under a strategy, variables (the model's and Adam's) are created mirrored on
+        # each replica, and Keras' fit splits every global batch between the replicas.
+        with strategy.scope() if strategy is not None else _no_scope():
+            graph = self._build_graph(self.schema_)
+            built = _take_graph(key) if key is not None else None
+            if built is not None and self._adopt_graph(built, graph):
+                return
+            model = graph.model
+            model.compile(
+                optimizer=keras.optimizers.Adam(learning_rate=self.learning_rate),
+                loss=self._loss(),
+                jit_compile=bool(jit),
+                # Several batches per call of the compiled step: ~10% faster on CPU.
+                # Not under a strategy: Keras 3.15's multi-step loop then feeds an
+                # unset placeholder to the replicas (InvalidArgumentError).
+                steps_per_execution=16 if strategy is None else 1,
+            )
+            # Create Adam's slots now: created inside the first trace of the train
+            # step, they make TensorFlow trace it a second time (about 1.3 s of every
+            # fresh fit).
+            model.optimizer.build(model.trainable_variables)
+        if strategy is not None:
+            build_from_one_replica(model)
         self.model_ = model
         self._extra_models = graph.extras
         self._tables = dict(graph.tables)
@@ -780,13 +844,34 @@ class BaseKerasEstimator(BaseEstimator):
             "check_methods_sample_order_invariance": _LAST_BIT,
         }
 
+    def __sklearn_clone__(self):
+        strategy = getattr(self, "distribute", None)
+        if not (TF_BACKEND and isinstance(strategy, tf.distribute.Strategy)):
+            return super().__sklearn_clone__()
+        # clone deep-copies parameters: a strategy, which owns devices (and a cluster's
+        # connections), is shared by the clones instead.
+        self.distribute = None
+        try:
+            new = super().__sklearn_clone__()
+        finally:
+            self.distribute = strategy
+        new.distribute = strategy
+        return new
+
     # ---------------------------------------------------------- persistence
     def __getstate__(self):
         state = super().__getstate__()
         state = dict(state)
+        if TF_BACKEND and isinstance(state.get("distribute"), tf.distribute.Strategy):
+            raise TypeError(
+                f"{type(self).__name__}(distribute=<{type(state['distribute']).__name__}>) "
+                "cannot be pickled: a tf.distribute.Strategy object does not pickle. Use "
+                "distribute='mirrored' or 'multi_worker', or set_params(distribute=None) "
+                "before saving."
+            )
         model = state.pop("model_", None)
         for built in ("_extra_models", "_tables", "_layers", "_predict_fn",
-                      "_graph_finalizer", "_pool_key"):
+                      "_graph_finalizer", "_pool_key", "_built_strategy"):
             state.pop(built, None)
         if model is not None:
             state["_model_weights"] = [np.array(w) for w in model.get_weights()]
@@ -797,7 +882,7 @@ class BaseKerasEstimator(BaseEstimator):
         super().__setstate__(state)
         fill_new_parameters(self)  # pickled before a parameter existed: its default
         if weights is not None:
-            self._build_models()
+            self._build_models(distributed=False)
             self.model_.set_weights(weights)
             if not hasattr(self, "_predict_fn"):
                 self._make_predict_fn()

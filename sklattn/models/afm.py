@@ -244,6 +244,13 @@ class AFMClassifier(_FMBase):
     jit_compile : bool or "auto", default="auto"
         Compile the training step with XLA; ``"auto"`` does so on the TensorFlow
         backend when ``n_samples * epochs >= 300_000``.
+    distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
+default=None
+        Build and train the model under a ``tf.distribute`` strategy:
+        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
+        every logical CPU device), ``"multi_worker"`` to the workers that
+        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
+        the replicas; prediction is unchanged. See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -328,6 +335,7 @@ class AFMClassifier(_FMBase):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -346,6 +354,7 @@ class AFMClassifier(_FMBase):
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     def _build_graph(self, schema: Schema):
         return build_fm_graph(
@@ -409,7 +418,7 @@ class NFMClassifier(_FMBase):
     ----------
     sequences, categorical, embedding_dim, l2_reg_embedding, epochs, batch_size, \
 validation_fraction, n_iter_no_change, class_weight, warm_start, random_state, \
-verbose, jit_compile
+verbose, jit_compile, distribute
         As in :class:`AFMClassifier`.
     learning_rate : float, default=1e-3
         Adam's learning rate.
@@ -467,6 +476,7 @@ n_features_in_
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -485,6 +495,7 @@ n_features_in_
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     def _build_graph(self, schema: Schema):
         return build_fm_graph(

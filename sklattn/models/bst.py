@@ -274,6 +274,13 @@ class BSTClassifier(BaseKerasClassifier):
         Compile the training step with XLA. ``"auto"`` never does for BST: on a
         CPU, XLA trained it 1.8-2.7 times slower than TensorFlow's own kernels, and 9
         times slower with dropout (MovieLens-100k; see ``docs/bst.md``).
+    distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
+default=None
+        Build and train the model under a ``tf.distribute`` strategy:
+        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
+        every logical CPU device), ``"multi_worker"`` to the workers that
+        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
+        the replicas; prediction is unchanged. See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -353,6 +360,7 @@ class BSTClassifier(BaseKerasClassifier):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -374,6 +382,7 @@ class BSTClassifier(BaseKerasClassifier):
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     def _build_graph(self, schema: Schema) -> Graph:
         return build_bst_graph(

@@ -319,6 +319,13 @@ default="sigmoid"
     jit_compile : bool or "auto", default="auto"
         Compile the training step with XLA. ``"auto"`` does not: for DIEN on a
         CPU the XLA step measured slower than the graph-mode one.
+    distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
+default=None
+        Build and train the model under a ``tf.distribute`` strategy:
+        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
+        every logical CPU device), ``"multi_worker"`` to the workers that
+        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
+        the replicas; prediction is unchanged. See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -394,6 +401,7 @@ default="sigmoid"
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -422,6 +430,7 @@ default="sigmoid"
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     def _build_graph(self, schema: Schema):
         return build_dien_graph(

@@ -212,6 +212,13 @@ default=None
         Dice, after a compile of about 2.6 s, paid once per process and
         architecture). ``"auto"`` does so on the TensorFlow backend when
         ``n_samples * epochs >= 100_000`` and ``dropout`` is 0.
+    distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
+default=None
+        Build and train the model under a ``tf.distribute`` strategy:
+        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
+        every logical CPU device), ``"multi_worker"`` to the workers that
+        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
+        the replicas; prediction is unchanged. See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -279,6 +286,7 @@ default=None
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -300,6 +308,7 @@ default=None
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     def _build_graph(self, schema: Schema):
         return build_din_graph(
@@ -344,7 +353,7 @@ class SumPoolingClassifier(_DINBase):
     ----------
     sequences, categorical, embedding_dim, hidden_units, activation, l2_reg_embedding, \
 dropout, epochs, batch_size, learning_rate, validation_fraction, n_iter_no_change, \
-class_weight, warm_start, random_state, verbose, jit_compile
+class_weight, warm_start, random_state, verbose, jit_compile, distribute
         As in :class:`DINClassifier` (``activation`` defaults to ``"prelu"``).
     pooling : {"sum", "mean"}, default="sum"
         How a behaviour sequence becomes one vector: the paper's sum of the valid
@@ -411,6 +420,7 @@ class_weight, warm_start, random_state, verbose, jit_compile
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -430,6 +440,7 @@ class_weight, warm_start, random_state, verbose, jit_compile
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     def _build_graph(self, schema: Schema):
         return build_din_graph(

@@ -198,6 +198,13 @@ class MINDRetriever(BaseRetriever):
         0 silent, 1 progress bar, 2 one line per epoch.
     jit_compile : bool or "auto", default="auto"
         Compile the training step with XLA (``"auto"``: for long fits on TensorFlow).
+    distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
+default=None
+        Build and train the model under a ``tf.distribute`` strategy:
+        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
+        every logical CPU device), ``"multi_worker"`` to the workers that
+        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
+        the replicas; prediction is unchanged. See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -285,6 +292,7 @@ class MINDRetriever(BaseRetriever):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.sequences = sequences
         self.categorical = categorical
@@ -309,6 +317,7 @@ class MINDRetriever(BaseRetriever):
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     # ------------------------------------------------------------ the graph
     def _build_graph(self, schema: Schema):

@@ -241,6 +241,13 @@ class PRMReranker(BaseKerasEstimator):
         0 silent, 1 progress bar, 2 one line per epoch.
     jit_compile : bool or "auto", default="auto"
         Compile the training step with XLA (``"auto"``: for long fits on TensorFlow).
+    distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
+default=None
+        Build and train the model under a ``tf.distribute`` strategy:
+        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
+        every logical CPU device), ``"multi_worker"`` to the workers that
+        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
+        the replicas; prediction is unchanged. See ``docs/scaling.md``.
 
     Attributes
     ----------
@@ -316,6 +323,7 @@ class PRMReranker(BaseKerasEstimator):
         random_state: int | np.random.RandomState | None = None,
         verbose: int = 0,
         jit_compile: bool | str = "auto",
+        distribute: str | object | None = None,
     ) -> None:
         self.personalization = personalization
         self.max_length = max_length
@@ -334,6 +342,7 @@ class PRMReranker(BaseKerasEstimator):
         self.random_state = random_state
         self.verbose = verbose
         self.jit_compile = jit_compile
+        self.distribute = distribute
 
     # The base reads these for pre-encoded input; PRM reads only a SequenceEncoder's.
     sequences = None
