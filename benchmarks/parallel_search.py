@@ -1,7 +1,7 @@
 """An 8-candidate DIN GridSearchCV on joblib's engines: wall time against the serial search.
 
 The search: ``make_pipeline(SequenceEncoder(...), DINClassifier(...))`` on
-``make_interest_sequences`` (``--rows`` rows, histories of 20), 8 candidates
+``make_interest_sequences`` (``--rows`` rows, 60,000 by default, histories of 20), 8 candidates
 (``embedding_dim`` x ``learning_rate`` x ``hidden_units``), 2-fold, ROC AUC, refit. Each
 engine runs in a fresh process, ``--repeats`` times, the engines interleaved so that
 the machine's drift touches all of them alike:
@@ -22,7 +22,7 @@ pickled sizes of the pipeline as it travels to a worker (unfitted) and of the be
 candidate fitted on all rows. sklattn's models are imported in the main process before
 any clock starts, for every engine; the search does not refit (``refit=False``).
 
-Usage: ``python benchmarks/parallel_search.py [--rows 20000] [--repeats 3]
+Usage: ``python benchmarks/parallel_search.py [--rows 60000] [--repeats 3]
 [--engines serial,loky,dask,ray]``
 """
 
@@ -146,7 +146,7 @@ def run_engine(engine: str, rows: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, default=20_000)
+    parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--engines", default="serial,loky,dask,ray")
     parser.add_argument("--engine", help=argparse.SUPPRESS)  # the child process
@@ -169,7 +169,7 @@ def main() -> None:
                 continue
             run = json.loads(done.stdout.strip().splitlines()[-1])
             if engine == "serial":
-                serial = run
+                serial = dict(run)
                 sizes = run.pop("pickled_bytes")
                 if repeat == 0:
                     emit(benchmark="parallel_search", metric="pickled_bytes", **sizes)
