@@ -3,7 +3,7 @@
 Each engine's search must pick the serial search's parameters with scores within
 ``SCORE_TOLERANCE``: a worker runs TensorFlow on one thread where the serial search
 ran on all cores, and a different thread count sums float32 products in a different
-order (measured: up to 1e-3 of ROC AUC on these 2,000-row folds; docs/scaling.md).
+order (measured: up to 0.002 of ROC AUC in benchmarks/parallel_search.py; docs/scaling.md).
 """
 
 import os
