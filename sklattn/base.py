@@ -586,11 +586,9 @@ class BaseKerasEstimator(BaseEstimator):
         seed = self._seed()
         return None if seed is None else seed + self._n_fit_calls
 
-    def _graph_key(self, jit: bool | None) -> tuple | None:
-        """What identifies this estimator's graph for reuse, or None (no reuse; ``jit``
-        None: a graph built under a distribution strategy)."""
-        if not self._reuse_graphs or jit is None:
-            # A distributed graph's variables belong to its strategy.
+    def _graph_key(self, jit: bool) -> tuple | None:
+        """What identifies this estimator's graph for reuse, or None (no reuse)."""
+        if not self._reuse_graphs:
             return None
         params = {
             k: v for k, v in self.get_params(deep=False).items()
@@ -676,7 +674,8 @@ class BaseKerasEstimator(BaseEstimator):
             # CPU devices it cannot reach the other replicas' variables.
             jit = strategy is None and self._use_xla(n_train)
         self._built_strategy = strategy
-        self._pool_key = key = self._graph_key(bool(jit) if strategy is None else None)
+        # A distributed graph's variables belong to its strategy: never pooled.
+        self._pool_key = key = None if strategy is not None else self._graph_key(bool(jit))
         # Under a strategy, variables (the model's and Adam's) are created mirrored on
         # each replica, and Keras' fit splits every global batch between the replicas.
         with strategy.scope() if strategy is not None else _no_scope():

@@ -243,11 +243,8 @@ class PRMReranker(BaseKerasEstimator):
         Compile the training step with XLA (``"auto"``: for long fits on TensorFlow).
     distribute : {"mirrored", "multi_worker"}, tf.distribute.Strategy or None, \
 default=None
-        Build and train the model under a ``tf.distribute`` strategy:
-        ``"mirrored"`` copies it to every local GPU (on a machine without one, to
-        every logical CPU device), ``"multi_worker"`` to the workers that
-        ``TF_CONFIG`` names. ``batch_size`` is the global batch, split evenly between
-        the replicas; prediction is unchanged. See ``docs/scaling.md``.
+        Train under a ``tf.distribute`` strategy (``batch_size`` is then the global
+        batch); see ``docs/scaling.md``.
 
     Attributes
     ----------
