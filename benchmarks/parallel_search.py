@@ -10,20 +10,28 @@ the machine's drift touches all of them alike:
 * ``loky``: ``n_jobs=2``; each worker's TensorFlow on ``cores // 2`` threads
   (sklattn sizes its pools by ``OMP_NUM_THREADS``, which loky sets);
 * ``dask``: ``joblib.parallel_backend("dask")`` on a ``LocalCluster(n_workers=2,
-  threads_per_worker=1)``;
-* ``ray``: ``joblib.parallel_backend("ray")`` after ``ray.init(num_cpus=2)``.
+  threads_per_worker=1)`` whose workers start without Dask's ``MALLOC_TRIM_THRESHOLD_``
+  (docs/scaling.md's recipe);
+* ``dask_default_env``: the same cluster with Dask's default worker environment, where
+  ``MALLOC_TRIM_THRESHOLD_=65536`` fixes glibc's thresholds and every fit runs about 1.6x
+  slower (a serial search with that variable: 32.3 s against 19.7 s);
+* ``ray``: ``joblib.parallel_backend("ray")`` after ``ray.init(num_cpus=2)``. Ray's
+  joblib backend starts new worker actors for every ``Parallel`` call, so each search
+  pays for its workers' start (importing TensorFlow) inside ``search_seconds``: the
+  warm-up cannot take it out (5 s before the first task started, in one run).
 
-Per run: ``startup_seconds`` (the pool or cluster started and sklattn's models imported
-in every worker), ``search_seconds`` (``GridSearchCV.fit``), whether ``best_params_``
-equals the serial search's and the largest difference of ``mean_test_score``. Then one
-summary line per engine: the serial/engine ratios of search time (speed-up), with and
-without the start-up, as median and range over the repeats. The first line gives the
-pickled sizes of the pipeline as it travels to a worker (unfitted) and of the best
-candidate fitted on all rows. sklattn's models are imported in the main process before
-any clock starts, for every engine; the search does not refit (``refit=False``).
+Per run: ``startup_seconds`` (the pool or cluster started, and in every worker a fit of
+one fold's rows: see ``_warm_worker``), ``search_seconds`` (``GridSearchCV.fit``),
+whether ``best_params_`` equals the serial search's and the largest difference of
+``mean_test_score``. Then one summary line per engine: the serial/engine ratios of
+search time (speed-up), with and without the start-up, as median and range over the
+repeats. The first line gives the pickled sizes of the pipeline as it travels to a
+worker (unfitted) and of the best candidate fitted on all rows. sklattn's models are
+imported in the main process before any clock starts, for every engine; the search does
+not refit (``refit=False``).
 
 Usage: ``python benchmarks/parallel_search.py [--rows 60000] [--repeats 3]
-[--engines serial,loky,dask,ray]``
+[--engines serial,loky,dask,dask_default_env,ray]``
 """
 
 from __future__ import annotations
@@ -60,21 +68,37 @@ def search(n_jobs: int | None = None):
     return GridSearchCV(model, GRID, cv=2, scoring="roc_auc", n_jobs=n_jobs, refit=False)
 
 
-def _warm_worker(seconds: float = 0.0) -> int:
-    """Import sklattn's models (TensorFlow, Keras) in a worker; its process id. Tasks
-    that last ``seconds`` land on different workers."""
+def _warm_worker(seconds: float = 0.0, rows: int = 2_000) -> int:
+    """Start sklattn in a worker as a search's first task would: fit a DIN on ``rows``
+    rows, of an architecture the grid does not hold (so no graph is reused from it); the
+    worker's process id. Tasks that last ``seconds`` land on different workers.
+
+    The fit, and its size, matter for loky: a loky worker takes its reference memory
+    after its first task and restarts once it has grown 300 MB past it. A warm-up that
+    only imported sklattn left the workers at 761 MB, which the search's first fit of
+    30,000 rows took to 1,057 MB (TensorFlow's runtime and allocator); one that fitted
+    2,000 rows left them at 847 MB, and the fourth architecture took them to 1,162 MB.
+    Either way both workers restarted mid-search and imported TensorFlow again (about
+    5 s of a 17.6 s search). A search without a warm-up does not meet this: its first
+    task is a fit of a fold.
+    """
     import os
 
-    import sklattn.models  # noqa: F401 - TensorFlow and Keras, as a fit would import them
+    from sklattn.datasets import make_interest_sequences
 
+    X, y = make_interest_sequences(rows, maxlen=20, random_state=1)
+    search().estimator.set_params(
+        dinclassifier__embedding_dim=2, dinclassifier__hidden_units=(8,),
+        dinclassifier__epochs=1,
+    ).fit(X, y).predict_proba(X)
     time.sleep(seconds)
     return os.getpid()
 
 
-def _warm_two(parallel) -> None:
+def _warm_two(parallel, rows: int) -> None:
     import joblib
 
-    pids = parallel(joblib.delayed(_warm_worker)(2.0) for _ in range(2))
+    pids = parallel(joblib.delayed(_warm_worker)(2.0, rows) for _ in range(2))
     if len(set(pids)) != 2:
         raise RuntimeError(f"the warm-up reached {len(set(pids))} worker(s), not 2")
 
@@ -85,21 +109,25 @@ def run_engine(engine: str, rows: int) -> dict:
     from sklattn.datasets import make_interest_sequences
 
     X, y = make_interest_sequences(rows, maxlen=20, random_state=0)
-    _warm_worker()  # the main process, for every engine: it encodes and scores too
+    fold = rows // 2  # the warm-up fits as many rows as a task does
+    _warm_worker(0.0, fold)  # the main process, for every engine: it encodes and scores too
     closers = []
     start = time.perf_counter()
     if engine == "serial":
         backend, n_jobs = None, 1
     elif engine == "loky":
         backend, n_jobs = None, 2
-        _warm_two(joblib.Parallel(n_jobs=2))
-    elif engine == "dask":
+        _warm_two(joblib.Parallel(n_jobs=2), fold)
+    elif engine in ("dask", "dask_default_env"):
+        import dask
         import distributed
 
+        if engine == "dask":  # docs/scaling.md's recipe
+            dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None})
         cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1,
                                            processes=True, dashboard_address=None)
         client = distributed.Client(cluster)
-        client.run(_warm_worker)
+        client.run(_warm_worker, 0.0, fold)
         closers += [client.close, cluster.close]
         backend, n_jobs = "dask", None
     elif engine == "ray":
@@ -112,7 +140,7 @@ def run_engine(engine: str, rows: int) -> dict:
         closers.append(ray.shutdown)
         backend, n_jobs = "ray", None
         with joblib.parallel_backend("ray"):
-            _warm_two(joblib.Parallel(n_jobs=2))
+            _warm_two(joblib.Parallel(n_jobs=2), fold)
     else:
         raise ValueError(f"unknown engine {engine!r}")
     startup = time.perf_counter() - start
@@ -148,7 +176,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=60_000)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--engines", default="serial,loky,dask,ray")
+    parser.add_argument("--engines", default="serial,loky,dask,dask_default_env,ray")
     parser.add_argument("--engine", help=argparse.SUPPRESS)  # the child process
     args = parser.parse_args()
     if args.engine:
