@@ -37,17 +37,23 @@ _MODELS = (
     "SumPoolingClassifier",
 )
 
+#: Functions importable from ``sklattn`` and the module they live in (loaded on demand:
+#: they import TensorFlow).
+_FUNCTIONS = {"export": "._export", "serving_inputs": "._export"}
+
 #: Submodules reachable as attributes (``sklattn.layers``), imported on first access.
 _SUBMODULES = (
     "base", "datasets", "layers", "metrics", "models", "plotting", "preprocessing",
 )
 
-__all__ = [*_MODELS, "SequenceEncoder", "__version__"]
+__all__ = [*_MODELS, *_FUNCTIONS, "SequenceEncoder", "__version__"]
 
 
 def __getattr__(name: str):
     if name in _MODELS:
         value = getattr(importlib.import_module(".models", __name__), name)
+    elif name in _FUNCTIONS:
+        value = getattr(importlib.import_module(_FUNCTIONS[name], __name__), name)
     elif name in _SUBMODULES:
         value = importlib.import_module(f".{name}", __name__)
     else:
@@ -57,4 +63,4 @@ def __getattr__(name: str):
 
 
 def __dir__() -> list[str]:
-    return sorted({*globals(), *_MODELS, *_SUBMODULES})
+    return sorted({*globals(), *_MODELS, *_FUNCTIONS, *_SUBMODULES})

@@ -1449,6 +1449,74 @@ class SequenceEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             )
         return self._decode(vocabulary, np.asarray(ids))
 
+    def _serving_spec(self) -> dict:
+        """What ``transform`` does, as plain data, for :func:`sklattn.export`.
+
+        Every id column is served as text (a missing value is ``""``; a whole number is
+        its decimal text, as ``transform`` reads ``"349"`` for the value 349), every
+        numeric column as float64 (NaN is missing). Raises a ``ValueError`` naming what
+        an exported graph cannot reproduce: time gaps, list columns (``group`` /
+        ``rank``), and vocabularies of floats, booleans or mixed types.
+        """
+        check_is_fitted(self, "schema_")
+        schema = self.schema_
+        if schema.time_gaps:
+            raise ValueError(
+                f"export does not support time gaps yet: this SequenceEncoder encodes "
+                f"timestamps={dict(self.timestamps)!r}. Fit it without timestamps to "
+                "export the pipeline."
+            )
+        if schema.list_columns:
+            raise ValueError(
+                f"export does not support the list columns group={self.group!r} / "
+                f"rank={self.rank!r} (list-wise models); export a row-wise pipeline."
+            )
+        hashed = self.__dict__.get("_hashed", {})
+        vocabularies = {}
+        for vocab in dict.fromkeys(schema.column_vocabularies):
+            if vocab in hashed:
+                vocabularies[vocab] = {"hash_buckets": int(hashed[vocab])}
+                continue
+            kind = self._vocabulary_kinds.get(vocab, "mixed")
+            values = self.vocabularies_[vocab]
+            if kind == "int":
+                keys = [str(int(v)) for v in values.tolist()]
+            elif kind == "str":
+                keys = [str(v) for v in values.tolist()]
+            elif kind == "empty":
+                keys = []
+            else:
+                raise ValueError(
+                    f"export serves ids as text and cannot reproduce vocabulary {vocab!r}, "
+                    f"whose values are {kind} (e.g. {values[0]!r}); encode that column as "
+                    "integers or strings."
+                )
+            vocabularies[vocab] = {"keys": keys, "kind": kind}
+        sequences = {
+            name: {
+                "columns": list(self.sequence_columns_in_[name]),
+                "list_valued": bool(self._list_valued[name]),
+                "vocabulary": vocab,
+                "width": int(self._widths[name]),
+            }
+            for name, (_, vocab) in schema.sequences.items()
+        }
+        return {
+            "vocabularies": vocabularies,
+            "sequences": sequences,
+            "most_recent": self.most_recent,
+            "categorical": dict(schema.categorical),
+            "candidates": list(schema.candidate_columns),
+            "numeric": {
+                "columns": list(schema.numeric),
+                "mean": np.asarray(self.numeric_mean_, dtype=np.float64),
+                "scale": np.asarray(self.numeric_scale_, dtype=np.float64),
+                "scaled": bool(self.scale_numeric),
+                "fill": np.asarray(self._fill, dtype=np.float64),
+                "nan": self.numeric_nan,
+            },
+        }
+
     def get_feature_names_out(self, input_features: object = None) -> np.ndarray:
         """Names of the output columns.
 
