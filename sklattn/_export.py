@@ -563,10 +563,13 @@ def _write_onnx(path: Path, estimator, role: str) -> dict:
         onnxruntime.InferenceSession(str(file), providers=["CPUExecutionProvider"])
     except Exception as error:
         file.unlink()
+        missing = sorted(set(re.findall(r"No Op registered for (\w+)", str(error))))
+        reason = (f"no ONNX operator for {', '.join(missing)}" if missing
+                  else str(error).strip()[:300])
         raise ValueError(
             f"{type(estimator).__name__}'s graph does not convert to ONNX: onnxruntime "
-            f"refuses the converted file ({str(error).strip()[:300]}). Export it as "
-            '"tf_saved_model" instead.'
+            f"refuses the converted file ({reason}). Export it as \"tf_saved_model\" "
+            "instead."
         ) from None
     schema = estimator.schema_
     inputs = {}
