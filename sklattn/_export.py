@@ -17,11 +17,13 @@ import json
 import os
 import re
 import shutil
+import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from sklearn.base import BaseEstimator
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
@@ -56,17 +58,17 @@ def _steps(model) -> tuple[SequenceEncoder | None, object]:
             f"export needs an sklattn model as the last step; {last_name!r} is a "
             f"{type(estimator).__name__}."
         )
-    encoder = None
+    encoder, encoder_name = None, None
     for position, (name, step) in enumerate(head):
         if position == 0 and isinstance(step, SequenceEncoder):
-            encoder = step
+            encoder, encoder_name = step, name
             continue
         raise ValueError(
             f"export supports a SequenceEncoder followed by an sklattn model; step {name!r} "
             f"({type(step).__name__}) cannot be exported. Fit the model on the encoder's "
             "output alone, or export the model and run that step before the request."
         )
-    for name, step in ([("sequenceencoder", encoder)] if encoder is not None else []) + [
+    for name, step in ([(encoder_name, encoder)] if encoder is not None else []) + [
         (last_name, estimator)
     ]:
         fitted = "schema_" if step is encoder else "model_"
@@ -298,8 +300,9 @@ class _EncodedInputs:
 
 
 # ------------------------------------------------------------------------- the export
-def export(model, path: str | os.PathLike, *, format: str = "tf_saved_model",
-           top_n: int | None = None, overwrite: bool = False) -> Path:
+def export(model: Pipeline | BaseEstimator, path: str | os.PathLike, *,
+           format: str = "tf_saved_model", top_n: int | None = None,
+           overwrite: bool = False) -> Path:
     """Export a fitted Pipeline (or model) as one artefact that serves raw rows.
 
     The Pipeline's ``SequenceEncoder`` moves into the graph (vocabularies as look-up
@@ -320,7 +323,7 @@ def export(model, path: str | os.PathLike, *, format: str = "tf_saved_model",
         ``"tf_saved_model"``: a SavedModel whose signature ``serving_default`` takes one
         input per raw column. ``"onnx"``: an ONNX file ``model.onnx`` in ``path`` (needs
         ``pip install "sklattn[onnx]"``; see ``docs/serving.md`` for what converts).
-    top_n : int, default=None
+    top_n : int or None, default=None
         Retrievers: the number of items of the ``top_n`` signature (``model.top_n``
         when None; capped as ``retrieve`` caps it).
     overwrite : bool, default=False
@@ -354,52 +357,76 @@ def export(model, path: str | os.PathLike, *, format: str = "tf_saved_model",
     >>> pipe = make_pipeline(SequenceEncoder(sequences={"hist_item": "item",
     ...                                                 "hist_cat": "cat"}),
     ...                      DINClassifier(epochs=1, random_state=0)).fit(X, y)
-    >>> folder = export(pipe, tempfile.mkdtemp() + "/din")
-    >>> sorted(p.name for p in folder.iterdir())  # doctest: +NORMALIZE_WHITESPACE
-    ['assets', 'encoder.json', 'fingerprint.pb', 'saved_model.pb', 'sklattn_export.json',
-     'variables']
+    >>> tmp = tempfile.TemporaryDirectory()
+    >>> folder = export(pipe, tmp.name + "/din/1")
+    >>> (folder / "saved_model.pb").exists(), sorted(p.name for p in folder.glob("*.json"))
+    (True, ['encoder.json', 'sklattn_export.json'])
+    >>> tmp.cleanup()
     """
     if format not in FORMATS:
         raise ValueError(f"format must be one of {FORMATS}; got {format!r}.")
     encoder, estimator = _steps(model)
     role = _role(estimator)
     path = Path(path)
-    if path.exists() and (not path.is_dir() or any(path.iterdir())):
-        if not overwrite:
-            raise FileExistsError(f"{str(path)!r} exists and is not empty; pass overwrite=True "
-                                  "to replace it.")
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    if path.exists() and (not path.is_dir() or any(path.iterdir())) and not overwrite:
+        raise FileExistsError(f"{str(path)!r} exists and is not empty; pass overwrite=True "
+                              "to replace it.")
     omit = (estimator.target_,) if role == "retriever" else ()
+    spec, unspecified = None, None
+    if encoder is not None:
+        try:
+            spec = encoder._serving_spec()
+        except ValueError as error:
+            if format == "tf_saved_model":
+                raise
+            # The ONNX file takes encoded matrices: the encoder stays with the caller.
+            unspecified = str(error)
     features = None  # the ONNX graph takes the encoded matrices
     if format == "tf_saved_model":
-        features = (_RawEncoder(encoder._serving_spec(), omit=omit) if encoder is not None
+        features = (_RawEncoder(spec, omit=omit) if encoder is not None
                     else _EncodedInputs(estimator, omit=omit))
-    serving = estimator._serving_model()
-    if format == "onnx":
-        signature = _write_onnx(path, estimator, role)
-    else:
-        endpoints = _endpoints(estimator, role, features, serving, top_n)
+    # Everything is written to a fresh folder beside ``path`` and swapped in at the end:
+    # a refused or failed export leaves an existing artefact as it was.
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
         signature = None
-        archive = keras.export.ExportArchive()
-        archive.track(serving)
-        if encoder is not None:
-            for layer in features.lookups.layers.values():
-                archive.track(layer)
-        for name, (fn, _) in endpoints.items():
-            archive.add_endpoint(name, fn, input_signature=[features.inputs])
-        catalogue = endpoints.get("top_n", (None, None))[1]
-        if catalogue is not None:
-            archive.add_variable_collection("catalogue", list(catalogue))
-        # Custom gradients (DIEN's attention GRU) are a training matter.
-        options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
-        archive.write_out(str(path), options=options, verbose=False)
-    if role == "retriever":
-        _write_catalogue(path / "items", estimator)
-    if encoder is not None:
-        (path / "encoder.json").write_text(json.dumps(_jsonable(encoder._serving_spec()),
-                                                      indent=1))
-    _write_metadata(path, format, estimator, role, features, encoder is not None, signature)
+        if format == "onnx":
+            signature = _write_onnx(staging, estimator, role)
+        else:
+            _write_saved_model(staging, estimator, role, features, top_n)
+        if role == "retriever":
+            _write_catalogue(staging / "items", estimator)
+        if spec is not None:
+            (staging / "encoder.json").write_text(json.dumps(_jsonable(spec), indent=1))
+        _write_metadata(staging, format, estimator, role, features, encoder is not None,
+                        signature, unspecified)
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+        staging.rename(path)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
     return path
+
+
+def _write_saved_model(path: Path, estimator, role: str, features, top_n) -> None:
+    serving = estimator._serving_model()
+    archive = keras.export.ExportArchive()
+    archive.track(serving)
+    for layer in getattr(getattr(features, "lookups", None), "layers", {}).values():
+        archive.track(layer)
+    endpoints = _endpoints(estimator, role, features, serving, top_n)
+    for name, (fn, _) in endpoints.items():
+        archive.add_endpoint(name, fn, input_signature=[features.inputs])
+    catalogue = endpoints.get("top_n", (None, None))[1]
+    if catalogue is not None:
+        archive.add_variable_collection("catalogue", list(catalogue))
+    # Custom gradients (DIEN's attention GRU) are a training matter.
+    options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
+    archive.write_out(str(path), options=options, verbose=False)
 
 
 def _jsonable(value):
@@ -474,7 +501,7 @@ def _write_catalogue(folder: Path, estimator) -> None:
 
 
 def _write_metadata(path: Path, format: str, estimator, role: str, features, raw: bool,
-                    onnx: dict | None) -> None:
+                    onnx: dict | None, unspecified: str | None = None) -> None:
     from . import __version__
 
     outputs = (
@@ -493,7 +520,10 @@ def _write_metadata(path: Path, format: str, estimator, role: str, features, raw
         meta["signatures"] = {"serving_default": {"inputs": features.description,
                                                   "outputs": outputs}}
     if onnx is not None:
-        meta["inputs"] = "encoded matrices (encoder.json describes the encoding)"
+        meta["inputs"] = ("encoded matrices (encoder.json describes the encoding)"
+                          if raw and unspecified is None else "encoded matrices")
+        if unspecified is not None:
+            meta["encoder"] = f"not described (no encoder.json): {unspecified}"
         meta["signatures"] = {"model.onnx": onnx}
     if role == "classifier":
         meta["classes"] = np.asarray(estimator.classes_).tolist()
@@ -583,32 +613,35 @@ def _write_onnx(path: Path, estimator, role: str) -> dict:
 
 
 # ------------------------------------------------------------------------ the request
-def _id_text(values: pd.Series) -> np.ndarray:
-    """An id column as the text the exported graph reads: ``""`` when missing, whole
-    numbers as their decimal text (``349.0`` -> ``"349"``), anything else as ``str``."""
-    missing = np.asarray(pd.isna(values), dtype=bool)
+def _id_text(values: pd.Series, kind: str | None) -> np.ndarray:
+    """An id column as the text the exported graph reads (see :func:`_one_id`)."""
     if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
         text = values.astype("string").fillna("").to_numpy(dtype=object)
     else:
-        text = np.array([_one_id(v) for v in values.tolist()], dtype=object)
-    text[missing] = ""
+        text = np.array([_one_id(v, kind) for v in values.tolist()], dtype=object)
     return text.astype(str)
 
 
-def _one_id(value) -> str:
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+def _one_id(value, kind: str | None) -> str:
+    """``""`` when missing; a whole number as its decimal text (``349.0`` -> ``"349"``,
+    as ``transform`` matches it in either kind of vocabulary); a boolean as ``"1"`` /
+    ``"0"`` for an integer vocabulary (``transform`` matches ``True`` with 1); anything
+    else as ``str``."""
+    if isinstance(value, str):
+        return value
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
     if isinstance(value, (bool, np.bool_)):
-        return str(value)
+        return str(int(value)) if kind == "int" else str(value)
     if isinstance(value, (int, np.integer)):
         return str(int(value))
-    if isinstance(value, (float, np.floating)) and float(value).is_integer() and abs(value) < 2**53:
+    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
         return str(int(value))
     return str(value)
 
 
-def serving_inputs(model, X: pd.DataFrame, *, format: str = "tf_saved_model"
-                   ) -> dict[str, np.ndarray]:
+def serving_inputs(model: Pipeline | BaseEstimator, X: pd.DataFrame, *,
+                   format: str = "tf_saved_model") -> dict[str, np.ndarray]:
     """The inputs of an exported ``model`` for the rows of ``X``, as numpy arrays.
 
     Parameters
@@ -616,7 +649,9 @@ def serving_inputs(model, X: pd.DataFrame, *, format: str = "tf_saved_model"
     model : Pipeline or sklattn model
         The fitted model that was (or will be) exported.
     X : pandas.DataFrame
-        Raw rows, as the Pipeline takes them (encoded rows for a model alone).
+        Raw rows, as the Pipeline takes them (encoded rows for a model alone). Columns
+        the exported model does not take are ignored; a missing one raises a
+        ``ValueError`` that names it.
     format : {"tf_saved_model", "onnx"}, default="tf_saved_model"
         The format of the export.
 
@@ -664,21 +699,35 @@ def serving_inputs(model, X: pd.DataFrame, *, format: str = "tf_saved_model"
             out[col] = X[col].to_numpy(dtype=np.float32)
         return out
     spec = encoder._serving_spec()
+    kinds = {v: d.get("kind") for v, d in spec["vocabularies"].items()}
+    needed = [c for seq in spec["sequences"].values()
+              for c in (seq["columns"] if not seq["list_valued"] else [])]
+    needed += [n for n, seq in spec["sequences"].items() if seq["list_valued"]]
+    needed += [c for c in spec["categorical"] if c not in omit]
+    needed += spec["numeric"]["columns"]
+    missing = [c for c in needed if c not in X.columns]
+    if missing:
+        raise ValueError(f"X is missing columns the exported model takes: {missing}.")
     for name, seq in spec["sequences"].items():
+        kind = kinds[seq["vocabulary"]]
         if seq["list_valued"]:
-            rows = [[] if not isinstance(v, (list, tuple, np.ndarray)) else list(v)
-                    for v in X[name].tolist()]
+            rows = []
+            for v in X[name].tolist():
+                if isinstance(v, (str, bytes)):
+                    raise TypeError(f"Column {name!r} holds lists; got the text {v!r}.")
+                rows.append([] if v is None or (pd.api.types.is_scalar(v) and pd.isna(v))
+                            else list(v))
             width = max((len(r) for r in rows), default=0)
             out[name] = np.array(
-                [[_one_id(v) for v in r] + [""] * (width - len(r)) for r in rows], dtype=str
+                [[_one_id(v, kind) for v in r] + [""] * (width - len(r)) for r in rows],
+                dtype=str,
             ).reshape(len(rows), width)
         else:
             for col in seq["columns"]:
-                out[col] = _id_text(X[col])
-    for col in spec["categorical"]:
+                out[col] = _id_text(X[col], kind)
+    for col, vocab in spec["categorical"].items():
         if col not in omit:
-            out[col] = (_id_text(X[col]) if col in X.columns
-                        else np.full(len(X), "", dtype=str))
+            out[col] = _id_text(X[col], kinds[vocab])
     for col in spec["numeric"]["columns"]:
         out[col] = X[col].to_numpy(dtype=np.float64, na_value=np.nan)
     return out

@@ -7,6 +7,7 @@ NaN numbers: the probabilities must equal ``predict_proba``'s to 1e-6.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -87,7 +88,7 @@ def _raw_rows(n: int, seed: int) -> tuple[pd.DataFrame, np.ndarray]:
 
 def _hard_rows(X: pd.DataFrame) -> pd.DataFrame:
     """Rows a server meets: unseen ids, empty histories, NaN numbers, unseen users."""
-    rows = X.head(24).copy()
+    rows = X.head(60).copy()
     hist = [c for c in X.columns if c.startswith("hist_")]
     rows.loc[rows.index[0], hist] = None  # an empty history
     rows.loc[rows.index[1], "item"] = "never-seen"
@@ -96,6 +97,10 @@ def _hard_rows(X: pd.DataFrame) -> pd.DataFrame:
     # sequence has an event there), so item and category stay aligned.
     full = rows.index[rows[hist].notna().all(axis=1)][0]
     rows.loc[full, ["hist_item_1", "hist_item_3"]] = ["i99999", None]
+    # Holes in every sequence: the encoder moves the events right, in order.
+    full = rows.index[rows[hist].notna().all(axis=1)]
+    rows.loc[full[1], ["hist_item_2", "hist_cat_2"]] = None
+    rows.loc[full[2], ["hist_item_4", "hist_item_5", "hist_cat_4", "hist_cat_5"]] = None
     rows.loc[rows.index[4:8], "user_activity"] = np.nan
     rows.loc[rows.index[8], "user"] = 10**9
     return rows
@@ -120,6 +125,7 @@ def served(tmp_path_factory):
         cols = [f"{seq}_{i}" for i in range(1, 6)]
         L[seq] = [[v for v in row if isinstance(v, str)][::-1] for row in L[cols].to_numpy()]
         L = L.drop(columns=cols)
+    L.at[L.index[-1], "hist_item"] = ["i_rare"]  # seen once: below min_frequency
     listed = make_pipeline(
         SequenceEncoder(**encoder, most_recent="first", maxlen=3, min_frequency=3,
                         hash_buckets={"cat": 13}, scale_numeric=False),
@@ -129,6 +135,8 @@ def served(tmp_path_factory):
     list_rows.at[list_rows.index[0], "hist_item"] = []
     list_rows.at[list_rows.index[0], "hist_cat"] = []
     list_rows.at[list_rows.index[1], "hist_item"] = ["i3", "never-seen", "i5", "i1"]
+    list_rows.at[list_rows.index[6], "hist_item"] = ["i3", None, "i_rare", "i5"]
+    list_rows.at[list_rows.index[6], "hist_cat"] = ["c01", None, "c02", "c03"]
     list_rows.loc[list_rows.index[2:5], "user_activity"] = np.nan
     list_rows.loc[list_rows.index[5], "cat"] = "zzz"
     cases["lists"] = (listed, list_rows, listed.predict_proba(list_rows)[:, 1],
@@ -195,8 +203,11 @@ def test_exported_retriever_serves_user_vectors_and_top_n(served, name):
     np.testing.assert_allclose(found["serving_default/user_vectors"], vectors, atol=1e-5)
     np.testing.assert_array_equal(found["serving_default/mask"], mask)
     # The exact top-N of the artefact is brute force's.
-    exact = pipe[-1].set_params(index="brute")
-    items, scores = exact.retrieve(encoded)
+    index = model.index
+    try:
+        items, scores = model.set_params(index="brute").retrieve(encoded)
+    finally:
+        model.set_params(index=index)
     np.testing.assert_array_equal(found["top_n/items"], items.astype(found["top_n/items"].dtype))
     np.testing.assert_allclose(found["top_n/scores"], scores, atol=1e-5)
     labels = json.loads((folder / "items" / "labels.json").read_text())
@@ -236,7 +247,9 @@ def test_serving_hash_matches_the_encoder():
     # tests/test_hashing.py pins these two ids of the encoder (1,000 buckets).
     ids = _siphash_ids(tf.constant(["item-1", "349", ""]), 1000).numpy()
     assert ids.tolist() == [831, 756, 0]
-    values = np.array([f"v{i}" for i in range(500)] + [str(i) for i in range(500)], dtype=object)
+    values = np.array([f"v{i}" for i in range(500)] + [str(i) for i in range(500)]
+                      + ["a long value of more than one SipHash block " * k for k in (1, 3)]
+                      + ["naïve café", "物品-42", "x" * 7, "y" * 8, "z" * 9], dtype=object)
     encoder = SequenceEncoder(hash_buckets=7919).fit(pd.DataFrame({"v": values}))
     expected = encoder.transform(pd.DataFrame({"v": values}))["v"].to_numpy()
     np.testing.assert_array_equal(_siphash_ids(tf.constant(values.astype(str)), 7919).numpy(),
@@ -327,6 +340,31 @@ def test_export_refuses_what_it_cannot_reproduce(small, tmp_path):
     (tmp_path / "full" / "x").write_text("")
     with pytest.raises(FileExistsError, match="overwrite=True"):
         export(pipe, tmp_path / "full")
+    # A refused export leaves the artefact it would have replaced as it was.
+    with pytest.raises(ValueError, match="vocabulary 'item'"):
+        export(pipe, tmp_path / "full", overwrite=True)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    assert (tmp_path / "full" / "x").exists()
+    if importlib.util.find_spec("tf2onnx") and importlib.util.find_spec("onnxruntime"):
+        # The ONNX file takes encoded matrices: what the graph cannot encode is no obstacle.
+        folder = export(gaps, tmp_path / "gaps-onnx", format="onnx")
+        meta = json.loads((folder / "sklattn_export.json").read_text())
+        assert "does not support time gaps" in meta["encoder"]
+        assert not (folder / "encoder.json").exists()
+
+
+def test_serving_inputs_names_what_is_wrong(small):
+    X, y = small
+    pipe = make_pipeline(SequenceEncoder(**ENCODER), DINClassifier(**SMALL)).fit(X, y)
+    with pytest.raises(ValueError, match=r"missing columns the exported model takes: \['item'\]"):
+        serving_inputs(pipe, X.drop(columns=["item"]))
+    with pytest.raises(ValueError, match="format must be one of"):
+        serving_inputs(pipe, X, format="json")
+    L = X.assign(hist=[["i1", "i2"]] * len(X))
+    listed = make_pipeline(SequenceEncoder(sequences={"hist": "item"}, drop=list(X.filter(
+        like="hist_"))), DINClassifier(**SMALL)).fit(L, y)
+    with pytest.raises(TypeError, match="Column 'hist' holds lists; got the text 'i1'"):
+        serving_inputs(listed, L.assign(hist="i1"))
 
 
 def test_export_refuses_list_wise_models_and_bad_names(small, tmp_path):
@@ -334,7 +372,7 @@ def test_export_refuses_list_wise_models_and_bad_names(small, tmp_path):
     lists = X.assign(request=np.arange(len(X)) // 5)
     prm = make_pipeline(SequenceEncoder(sequences={"hist_item": "item"}, group="request"),
                         PRMReranker(epochs=1, random_state=0)).fit(lists, y)
-    with pytest.raises(ValueError, match="list columns|PRMReranker"):
+    with pytest.raises(ValueError, match="export supports row-wise models; PRMReranker"):
         export(prm, tmp_path / "prm")
     spaced = X.rename(columns={"user_activity": "user activity"})
     pipe = make_pipeline(SequenceEncoder(sequences={"hist_item": "item"}),

@@ -108,12 +108,15 @@ def test_loky_search_does_not_hang_and_matches_the_serial_search(log, serial):
     assert all(t == (int(share), max(int(share), 2), share) for t in threads)
 
 
-def test_dask_search_on_a_local_cluster_matches_the_serial_search(log, serial):
+def test_dask_search_on_a_local_cluster_matches_the_serial_search(log, serial, monkeypatch):
     distributed = pytest.importorskip("distributed")
     import dask
 
     # docs/scaling.md's recipe: without Dask's MALLOC_TRIM_THRESHOLD_ in the workers
-    # (it made every TensorFlow fit 1.6x slower here).
+    # (it made every TensorFlow fit 1.6x slower here). A nanny sets the variable in its
+    # own process too, and an earlier cluster of this process (tests/test_dask.py) left
+    # it there for every later worker to inherit.
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
     with deadline(300), dask.config.set(
         {"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}
     ), distributed.LocalCluster(
