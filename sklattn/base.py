@@ -972,8 +972,24 @@ class BaseKerasClassifier(ClassifierMixin, BaseKerasEstimator):
             per_class = {t: total / (len(class_rows) * n) for t, n in class_rows.items()}
             weights = weights * compute_sample_weight(per_class, targets)
         elif self.class_weight is not None:
-            weights = weights * compute_sample_weight(self.class_weight, targets)
+            weights = weights * compute_sample_weight(self._target_class_weight(), targets)
         return weights.astype(np.float32)
+
+    def _target_class_weight(self):
+        """``class_weight`` keyed by target (the label's position in ``classes_``): the
+        targets are 0 and 1 whatever the labels, so a dict keyed by labels such as
+        ``{1: ..., 2: ...}`` or ``{"no": ..., "yes": ...}`` is translated, and a label
+        that ``y`` does not hold is refused by name."""
+        if not isinstance(self.class_weight, Mapping):
+            return self.class_weight  # "balanced" counts the targets themselves
+        labels = np.asarray(self.classes_).tolist()
+        unknown = [k for k in self.class_weight if k not in labels]
+        if unknown:
+            raise ValueError(
+                f"class_weight names labels that y does not hold: {unknown}; the labels "
+                f"are {labels}."
+            )
+        return {labels.index(k): float(w) for k, w in self.class_weight.items()}
 
     # ------------------------------------------------------------- predict
     def decision_function(self, X) -> np.ndarray:

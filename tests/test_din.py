@@ -143,6 +143,23 @@ def test_string_labels(encoded):
     assert roc_auc_score(labels == "skip", p_skip) > 0.5
 
 
+def test_class_weight_is_keyed_by_label(encoded):
+    # Labels 1 and 2: the targets are 0 and 1, and a dict keyed by labels must weigh the
+    # rows of the label it names (it used to weigh the rows of target 1, label 2).
+    _, Xe, y = encoded
+    labels = np.where(y == 1, 2, 1)
+    est = _din(epochs=1, class_weight={1: 0.25}).fit(Xe, labels)
+    weights = est._sample_weights(None, (labels == 2).astype(np.float32))
+    np.testing.assert_array_equal(weights, np.where(labels == 1, 0.25, 1.0))
+    words = np.where(y == 1, "click", "skip")
+    est = _din(epochs=1, class_weight={"click": 4.0, "skip": 1.0}).fit(Xe, words)
+    weights = est._sample_weights(None, (words == "skip").astype(np.float32))
+    np.testing.assert_array_equal(weights, np.where(words == "click", 4.0, 1.0))
+    with pytest.raises(ValueError, match=r"class_weight names labels that y does not hold: "
+                       r"\['clik'\]; the labels are \['click', 'skip'\]"):
+        _din(epochs=1, class_weight={"clik": 4.0}).fit(Xe, words)
+
+
 def test_weights_validation_and_early_stopping(encoded):
     _, Xe, y = encoded
     w = np.where(y == 1, 5.0, 1.0)
