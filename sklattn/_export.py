@@ -30,6 +30,7 @@ from sklearn.pipeline import Pipeline
 from ._backend import keras, tf
 from ._schema import FIRST_ID, OOV_ID, PAD_ID
 from .preprocessing import SequenceEncoder
+from .preprocessing._encoder import _hash_text
 
 __all__ = ["export", "serving_inputs"]
 
@@ -398,7 +399,8 @@ def export(model: Pipeline | BaseEstimator, path: str | os.PathLike, *,
         if role == "retriever":
             _write_catalogue(staging / "items", estimator)
         if spec is not None:
-            (staging / "encoder.json").write_text(json.dumps(_jsonable(spec), indent=1))
+            (staging / "encoder.json").write_text(
+                json.dumps(spec, indent=1, default=np.ndarray.tolist))  # the numeric statistics
         _write_metadata(staging, format, estimator, role, features, encoder is not None,
                         signature, unspecified)
         if path.is_dir():
@@ -427,15 +429,6 @@ def _write_saved_model(path: Path, estimator, role: str, features, top_n) -> Non
     # Custom gradients (DIEN's attention GRU) are a training matter.
     options = tf.saved_model.SaveOptions(experimental_custom_gradients=False)
     archive.write_out(str(path), options=options, verbose=False)
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple, np.ndarray)):
-        return [_jsonable(v) for v in (value.tolist() if isinstance(value, np.ndarray)
-                                       else value)]
-    return value
 
 
 def _endpoints(estimator, role: str, features, serving, top_n) -> dict:
@@ -615,29 +608,26 @@ def _write_onnx(path: Path, estimator, role: str) -> dict:
 # ------------------------------------------------------------------------ the request
 def _id_text(values: pd.Series, kind: str | None) -> np.ndarray:
     """An id column as the text the exported graph reads (see :func:`_one_id`)."""
-    if pd.api.types.is_integer_dtype(values.dtype) and not pd.api.types.is_bool_dtype(values.dtype):
-        text = values.astype("string").fillna("").to_numpy(dtype=object)
-    else:
-        text = np.array([_one_id(v, kind) for v in values.tolist()], dtype=object)
-    return text.astype(str)
+    dtype = values.dtype
+    if pd.api.types.is_integer_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype):
+        return values.astype("string").fillna("").to_numpy(dtype=str)
+    if pd.api.types.is_string_dtype(dtype) and not pd.api.types.is_object_dtype(dtype):
+        return values.fillna("").to_numpy(dtype=str)  # pandas' string dtypes: text already
+    return np.array([_one_id(v, kind) for v in values.tolist()], dtype=object).astype(str)
 
 
 def _one_id(value, kind: str | None) -> str:
-    """``""`` when missing; a whole number as its decimal text (``349.0`` -> ``"349"``,
-    as ``transform`` matches it in either kind of vocabulary); a boolean as ``"1"`` /
-    ``"0"`` for an integer vocabulary (``transform`` matches ``True`` with 1); anything
-    else as ``str``."""
+    """``""`` when missing; a boolean as ``"1"`` / ``"0"`` for an integer vocabulary
+    (``transform`` matches ``True`` with 1); otherwise the encoder's text of a value
+    (whole numbers as their decimal text, ``349.0`` -> ``"349"``, as ``transform``
+    matches them in either kind of vocabulary)."""
     if isinstance(value, str):
         return value
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return ""
     if isinstance(value, (bool, np.bool_)):
         return str(int(value)) if kind == "int" else str(value)
-    if isinstance(value, (int, np.integer)):
-        return str(int(value))
-    if isinstance(value, (float, np.floating)) and np.isfinite(value) and float(value).is_integer():
-        return str(int(value))
-    return str(value)
+    return _hash_text(value)
 
 
 def serving_inputs(model: Pipeline | BaseEstimator, X: pd.DataFrame, *,
@@ -698,7 +688,7 @@ def serving_inputs(model: Pipeline | BaseEstimator, X: pd.DataFrame, *,
         for col in schema.numeric:
             out[col] = X[col].to_numpy(dtype=np.float32)
         return out
-    spec = encoder._serving_spec()
+    spec = encoder._serving_spec(keys=False)  # the kinds: no vocabulary walked per request
     kinds = {v: d.get("kind") for v, d in spec["vocabularies"].items()}
     needed = [c for seq in spec["sequences"].values()
               for c in (seq["columns"] if not seq["list_valued"] else [])]

@@ -1449,14 +1449,15 @@ class SequenceEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
             )
         return self._decode(vocabulary, np.asarray(ids))
 
-    def _serving_spec(self) -> dict:
+    def _serving_spec(self, *, keys: bool = True) -> dict:
         """What ``transform`` does, as plain data, for :func:`sklattn.export`.
 
         Every id column is served as text (a missing value is ``""``; a whole number is
         its decimal text, as ``transform`` reads ``"349"`` for the value 349), every
         numeric column as float64 (NaN is missing). Raises a ``ValueError`` naming what
         an exported graph cannot reproduce: time gaps, list columns (``group`` /
-        ``rank``), and vocabularies of floats, booleans or mixed types.
+        ``rank``), and vocabularies of floats, booleans or mixed types. ``keys=False``
+        leaves out the vocabularies' values (what building a request needs: their kinds).
         """
         check_is_fitted(self, "schema_")
         schema = self.schema_
@@ -1478,20 +1479,21 @@ class SequenceEncoder(TransformerMixin, BaseEstimator, auto_wrap_output_keys=Non
                 vocabularies[vocab] = {"hash_buckets": int(hashed[vocab])}
                 continue
             kind = self._vocabulary_kinds.get(vocab, "mixed")
-            values = self.vocabularies_[vocab]
+            values = self.vocabularies_[vocab] if keys else self.vocabularies_[vocab][:0]
             if kind == "int":
-                keys = [str(int(v)) for v in values.tolist()]
+                texts = [str(int(v)) for v in values.tolist()]
             elif kind == "str":
-                keys = [str(v) for v in values.tolist()]
+                texts = [str(v) for v in values.tolist()]
             elif kind == "empty":
-                keys = []
+                texts = []
             else:
+                values = self.vocabularies_[vocab]
                 raise ValueError(
                     f"export serves ids as text and cannot reproduce vocabulary {vocab!r}, "
                     f"whose values are {kind} (e.g. {values[0]!r}); encode that column as "
                     "integers or strings."
                 )
-            vocabularies[vocab] = {"keys": keys, "kind": kind}
+            vocabularies[vocab] = {"keys": texts, "kind": kind}
         sequences = {
             name: {
                 "columns": list(self.sequence_columns_in_[name]),
